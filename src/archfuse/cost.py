@@ -1,0 +1,55 @@
+"""What a network costs: parameters, MACs, bytes and measured CPU inference latency."""
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def size_bytes(net: nn.Module) -> int:
+    """Bytes of parameters and buffers: what the weights take in memory and on disk."""
+    tensors = list(net.parameters()) + list(net.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def count_macs(net: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates for one sample (torch's FLOP counter counts a MAC as 2 FLOPs)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, *input_shape))
+    return counter.get_total_flops() // 2
+
+
+def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1,
+                       repeats: int = 30, warmup: int = 5) -> float:
+    """Median wall time of one CPU forward pass of ``batch_size`` samples, in milliseconds."""
+    x = torch.randn(batch_size, *input_shape)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            net(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1, repeats: int = 30,
+                 warmup: int = 5) -> dict[str, float]:
+    was_training = net.training
+    net = net.eval().cpu()
+    try:
+        return {
+            "params": count_params(net),
+            "macs": count_macs(net, input_shape),
+            "size_bytes": size_bytes(net),
+            "latency_ms": measure_latency_ms(net, input_shape, batch_size, repeats, warmup),
+            "latency_batch_size": batch_size,
+        }
+    finally:
+        net.train(was_training)

@@ -1,0 +1,1 @@
+"""Data modules: image classification sets held as tensors in memory."""

@@ -1,0 +1,131 @@
+"""TensorDataModule: the split, normalisation, folds and loaders shared by every data set."""
+
+from dataclasses import dataclass
+
+import torch
+from lightning.pytorch import LightningDataModule
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from archfuse.data.batches import IndexBatchSampler, TensorBatches
+from archfuse.errors import ConfigError
+
+
+@dataclass
+class Arrays:
+    """Images as float tensors in [0, 1], shape (N, C, H, W), with integer labels."""
+
+    x_pool: Tensor  # train + validation
+    y_pool: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+class TensorDataModule(LightningDataModule):
+    """Subclasses give the image shape and ``load_arrays``; this class does the rest.
+
+    The training pool (train + validation) is split with a stratified, seeded split, or into
+    stratified folds when ``fold`` is set; the test split never takes part in either.
+    """
+
+    in_channels: int = 1
+    input_size: tuple[int, int] = (28, 28)
+    num_classes: int = 10
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, val_fraction: float = 0.1,
+                 train_subset: int | None = None, seed: int = 0):
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError("data.batch_size", f"must be a positive integer, got {batch_size!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError("data.num_workers", f"must be an integer >= 0, got {num_workers!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError("data.val_fraction", f"must be between 0 and 1 (exclusive), got {val_fraction}")
+        if train_subset is not None and (not isinstance(train_subset, int) or train_subset <= 0):
+            raise ConfigError("data.train_subset", f"must be a positive integer or null, got {train_subset!r}")
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_fraction, self.train_subset, self.seed = val_fraction, train_subset, seed
+        self.fold: tuple[int, int] | None = None  # (k, K) for cross-validation
+        self._split: dict[str, tuple[Tensor, Tensor]] | None = None
+
+    # -- what a data set provides ------------------------------------------------------------
+    def check_available(self) -> None:
+        """Raise ConfigError naming the path when the files are missing (cheap; loads nothing)."""
+
+    def load_arrays(self) -> Arrays:
+        raise NotImplementedError
+
+    def pool_val_fraction(self) -> float:
+        """The share of the training pool held out for validation."""
+        return self.val_fraction
+
+    # -- the shared machinery ----------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, *self.input_size)
+
+    def pool_labels(self) -> Tensor:
+        self.setup()
+        return self._pool[1]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._split is not None:
+            return
+        arrays = self.load_arrays()
+        # Normalise with the statistics of the training pool, per channel.
+        dims = (0, 2, 3)
+        mean = arrays.x_pool.mean(dim=dims, keepdim=True)
+        std = arrays.x_pool.std(dim=dims, keepdim=True).clamp_min(1e-6)
+        x_pool = ((arrays.x_pool - mean) / std).contiguous()
+        x_test = ((arrays.x_test - mean) / std).contiguous()
+        self._pool = (x_pool, arrays.y_pool)
+        train_idx, val_idx = self._train_val_indices(arrays.y_pool)
+        if self.train_subset is not None:
+            if self.train_subset > len(train_idx):
+                raise ConfigError(
+                    "data.train_subset",
+                    f"{self.train_subset} exceeds the {len(train_idx)} training images; use a smaller value or null",
+                )
+            g = torch.Generator().manual_seed(self.seed)
+            train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: self.train_subset]]
+        self._split = {
+            "train": (x_pool, train_idx),
+            "val": (x_pool, val_idx),
+            "test": (x_test, torch.arange(len(arrays.y_test))),
+        }
+        self._labels = {"train": arrays.y_pool, "val": arrays.y_pool, "test": arrays.y_test}
+
+    def _train_val_indices(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        idx = torch.arange(len(y))
+        if self.fold is not None:
+            k, folds = self.fold
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+            train, val = list(splitter.split(idx.numpy(), y.numpy()))[k]
+            return torch.as_tensor(train), torch.as_tensor(val)
+        train, val = train_test_split(idx.numpy(), test_size=self.pool_val_fraction(), random_state=self.seed,
+                                      stratify=y.numpy())
+        return torch.as_tensor(train), torch.as_tensor(val)
+
+    def split_size(self, split: str) -> int:
+        self.setup()
+        return len(self._split[split][1])
+
+    def _loader(self, split: str) -> DataLoader:
+        self.setup()
+        x, idx = self._split[split]
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = IndexBatchSampler(idx, self.batch_size, shuffle=split == "train", seed=self.seed,
+                                    rank=rank, world_size=world)
+        return DataLoader(TensorBatches(x, self._labels[split]), sampler=sampler, batch_size=None,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

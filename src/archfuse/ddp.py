@@ -1,0 +1,71 @@
+"""DDP that works inside Hydra runs and multiruns.
+
+Lightning starts the extra ranks by re-running the command line. Inside a Hydra multirun that would
+re-run the whole sweep in every child. Here each child re-runs only the current job: the job's own
+overrides, pointed at the job's run directory, writing nothing of its own there (rank 0 writes all
+files). After the job the process group is torn down so the next job of a sweep starts fresh ranks.
+"""
+
+import os
+import subprocess
+import sys
+
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+_DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def child_command(local_rank: int) -> list[str]:
+    """The command line that re-runs the current Hydra job as ``local_rank``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    run_dir = hc.runtime.output_dir.replace("'", r"\'")
+    return [sys.executable, "-m", "archfuse.train", *hc.overrides.task,
+            f"hydra.run.dir='{run_dir}'", "hydra.output_subdir=null", "hydra/job_logging=stdout",
+            f"hydra.job.name=rank_{local_rank}"]
+
+
+class JobLauncher(_SubprocessScriptLauncher):
+    """Starts ranks 1..N-1 of this node as re-runs of the current Hydra job."""
+
+    spawned: list["JobLauncher"] = []
+
+    def _call_children_scripts(self) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return super()._call_children_scripts()
+        self._check_can_spawn_children()
+        env = self.cluster_environment
+        os.environ.update(MASTER_ADDR=env.main_address, MASTER_PORT=str(env.main_port), NODE_RANK=str(env.node_rank()),
+                          LOCAL_RANK=str(env.local_rank()), WORLD_SIZE=str(self.num_processes * self.num_nodes))
+        cwd = HydraConfig.get().runtime.cwd
+        for local_rank in range(1, self.num_processes):
+            child_env = {**os.environ, "LOCAL_RANK": str(local_rank)}
+            self.procs.append(subprocess.Popen(child_command(local_rank), env=child_env, cwd=cwd))
+        JobLauncher.spawned.append(self)
+
+
+class ArchfuseDDPStrategy(DDPStrategy):
+    def _configure_launcher(self) -> None:
+        if self._start_method == "popen":
+            self._launcher = JobLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+        else:
+            super()._configure_launcher()
+
+
+def end_job() -> None:
+    """After a job: wait for the ranks this process started, then clear the DDP state for the next job."""
+    if not JobLauncher.spawned:
+        return
+    for launcher in JobLauncher.spawned:
+        for proc in launcher.procs:
+            proc.wait()
+    JobLauncher.spawned.clear()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key in _DDP_ENV:
+        os.environ.pop(key, None)

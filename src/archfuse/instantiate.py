@@ -1,0 +1,29 @@
+"""hydra.utils.instantiate with errors that name the config key instead of a stack of frames."""
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from archfuse.errors import ConfigError
+
+
+def build(node: Any, key: str, **kwargs: Any) -> Any:
+    """Instantiate ``node`` (the config at ``key``); a failure becomes one ConfigError naming ``key``."""
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise ConfigError(f"{key}._target_", "missing: choose an option of this config group or set _target_")
+    target = node["_target_"]
+    try:
+        return instantiate(node, **kwargs, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if "Error locating target" in str(err):
+            raise ConfigError(f"{key}._target_", f"cannot import {target!r}; give the full dotted path of an "
+                              "importable class or function (package.module.Name)") from None
+        raise ConfigError(key, f"{target} rejected its arguments: {cause or err}") from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(key, f"{target} rejected its arguments: {err}") from None

@@ -1,0 +1,36 @@
+"""Build a base model from its config, naming the config key when something is wrong."""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from archfuse.errors import ConfigError
+from archfuse.instantiate import build
+
+
+def build_model(model_cfg: dict[str, Any], in_channels: int, num_classes: int,
+                input_size: tuple[int, int]) -> nn.Module:
+    """``model_cfg['_target_']`` called with the data's shape plus the other config keys."""
+    net = build(model_cfg, "model", in_channels=in_channels, num_classes=num_classes, input_size=tuple(input_size))
+    if not isinstance(net, nn.Module):
+        raise ConfigError("model._target_", f"{model_cfg['_target_']} built a {type(net).__name__}, "
+                          "not a torch.nn.Module")
+    return net
+
+
+def check_forward(net: nn.Module, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    """One tiny forward pass, so a shape mismatch is reported now and not after data loading."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(2, *input_shape))
+    except RuntimeError as err:
+        c, h, w = input_shape
+        raise ConfigError("model", f"forward pass on a {c}x{h}x{w} input failed: {err}") from None
+    finally:
+        net.train(was_training)
+    if tuple(out.shape) != (2, num_classes):
+        raise ConfigError("model", f"returns shape {tuple(out.shape)} for a batch of 2; "
+                          f"expected (2, {num_classes}) logits")

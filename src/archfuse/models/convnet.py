@@ -1,0 +1,73 @@
+"""ConvNet: the configurable CNN family that spans the seed models."""
+
+from torch import Tensor, nn
+
+from archfuse.errors import ConfigError
+from archfuse.models.activations import make_activation
+from archfuse.models.shapes import check_positive
+
+
+class ConvNet(nn.Module):
+    """``depth`` conv blocks, block i with ``width * 2**i`` channels; each block is
+    conv (same padding) -> [batch norm] -> activation -> 2x2 max pool. Then a hidden fc layer of
+    ``head_width`` units (0 leaves it out) and the classifier. width=32, depth=2, head_width=128
+    is seed-003's shape.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        input_size: tuple[int, int] = (28, 28),
+        width: int = 32,
+        depth: int = 3,
+        activation: str = "relu",
+        kernel_size: int = 3,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        head_width: int = 128,
+    ):
+        super().__init__()
+        check_positive("model.width", width)
+        check_positive("model.depth", depth)
+        check_positive("model.kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ConfigError("model.kernel_size", f"must be odd so the padding keeps the size, got {kernel_size}")
+        if not isinstance(head_width, int) or head_width < 0:
+            raise ConfigError("model.head_width", f"must be an integer >= 0, got {head_width!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        max_depth = min(input_size).bit_length() - 1  # 2x2 pools that fit before the map is 1 pixel
+        if depth > max_depth:
+            h, w = input_size
+            raise ConfigError(
+                "model.depth",
+                f"depth {depth} is too deep for {h}x{w} inputs: every block halves the feature map, "
+                f"so at most {max_depth} blocks fit; use model.depth<={max_depth}",
+            )
+        make_activation(activation)  # fail on an unknown name before building anything
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for i in range(depth):
+            out = width * 2**i
+            blocks.append(nn.Conv2d(channels, out, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
+            if batch_norm:
+                blocks.append(nn.BatchNorm2d(out))
+            blocks += [make_activation(activation), nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*blocks)
+        h, w = input_size[0] >> depth, input_size[1] >> depth
+        head: list[nn.Module] = [nn.Flatten()]
+        if dropout:
+            head.append(nn.Dropout(dropout))
+        features = channels * h * w
+        if head_width:
+            head += [nn.Linear(features, head_width), make_activation(activation)]
+            if dropout:
+                head.append(nn.Dropout(dropout))
+            features = head_width
+        head.append(nn.Linear(features, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,38 @@
+"""A multilayer perceptron on the flattened image."""
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from archfuse.errors import ConfigError
+from archfuse.models.activations import make_activation
+from archfuse.models.shapes import check_positive
+
+
+class MLP(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        input_size: tuple[int, int] = (28, 28),
+        hidden_sizes: Sequence[int] = (256, 128),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        for i, size in enumerate(hidden_sizes):
+            check_positive(f"model.hidden_sizes[{i}]", size)
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        features = in_channels * input_size[0] * input_size[1]
+        for size in hidden_sizes:
+            layers += [nn.Linear(features, size), make_activation(activation)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            features = size
+        layers.append(nn.Linear(features, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

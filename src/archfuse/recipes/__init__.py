@@ -1,0 +1,5 @@
+"""Structure-optimization recipes: steps applied around training (prune, distill, quantize, ...).
+
+A recipe is one file named after it, implementing :class:`archfuse.recipes.base.Recipe`, with
+its config beside it as ``conf/recipe/<name>.yaml``.
+"""

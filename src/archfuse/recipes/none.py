@@ -1,0 +1,7 @@
+"""recipe=none: the trained model is the result."""
+
+from archfuse.recipes.base import Recipe
+
+
+class NoRecipe(Recipe):
+    name = "none"

@@ -1,0 +1,103 @@
+"""One training run: validate, fit, apply the recipe, test the best checkpoint, report."""
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+from archfuse.cost import measure_cost
+from archfuse.ddp import end_job
+from archfuse.errors import ConfigError
+from archfuse.instantiate import build
+from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, versions, write_json_atomic
+from archfuse.training import build_trainer, quiet_lightning
+from archfuse.validate import build_datamodule, build_module, validate
+
+
+def fit_and_test(config: dict[str, Any], datamodule, module, log_dir: Path, choices: dict[str, str],
+                 hparams_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one model, test its best checkpoint, and log the result under ``log_dir``."""
+    quiet = bool(config.get("quiet"))
+    trainer = build_trainer(config, log_dir, quiet=quiet)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=config.get("ckpt_path"), weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    recipe_report = build(config["recipe"], "recipe").after_fit(module, datamodule, trainer.fit)
+    # A recipe that changed the network is tested as it now is; otherwise the best checkpoint is.
+    ckpt = None if recipe_report or trainer.checkpoint_callback is None else "best"
+    if ckpt == "best" and not trainer.checkpoint_callback.best_model_path:
+        ckpt = None
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=not quiet)
+    metrics.update({k: float(v) for k, v in tested[0].items()})
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    result: dict[str, Any] = {"metrics": metrics, "recipe": recipe_report, "best_checkpoint": best or None}
+    if trainer.is_global_zero:
+        c = config["cost"]
+        result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+        if trainer.logger is not None:
+            step = trainer.global_step
+            log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
+            final = {**metrics, **{f"cost/{k}": v for k, v in result["cost"].items()}}
+            log_hparams(trainer.logger, {**hparams_of(config, choices), **(hparams_extra or {})}, final, step)
+    result["is_global_zero"] = trainer.is_global_zero
+    return result
+
+
+def discard_run_dir(run_dir: Path) -> None:
+    """A run stopped by bad input leaves nothing behind that looks like a run."""
+    if run_dir.is_dir() and not (run_dir / "summary.json").exists() and not (run_dir / "checkpoints").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = True) -> float:
+    """The whole run. Returns the objective a sweeper maximises: validation accuracy (mean over folds)."""
+    run_dir = Path(config["paths"]["run_dir"])
+    quiet_lightning(bool(config.get("quiet")))
+    try:
+        parts = validate(config)
+    except ConfigError:
+        if is_rank_zero:
+            discard_run_dir(run_dir)
+        raise
+    try:
+        folds = (config.get("cv") or {}).get("folds") or 0
+        if folds:
+            from archfuse.cv import cross_validate
+
+            summary = cross_validate(config, folds, run_dir, choices)
+        else:
+            result = fit_and_test(config, parts.datamodule, parts.module, run_dir, choices)
+            summary = {"metrics": result["metrics"], "cost": result.get("cost"), "recipe": result["recipe"],
+                       "best_checkpoint": result["best_checkpoint"]}
+            if not result["is_global_zero"]:
+                return float(result["metrics"].get("val/acc_best", 0.0))
+    finally:
+        end_job()
+    if summary is None:  # a non-zero rank of a cross-validated DDP run
+        return 0.0
+    payload = {"config": config, "choices": choices, **summary, "versions": versions(), "status": "ok"}
+    write_json_atomic(run_dir / "summary.json", payload)
+    print_summary(payload, run_dir)  # printed in quiet mode too: it is the run's one line of result
+    return float(summary["metrics"].get("val/acc_best", 0.0))
+
+
+def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m, c = payload["metrics"], payload.get("cost") or {}
+    table = Table(title="archfuse run", show_header=False)
+    rows = [("val/acc_best", f"{m.get('val/acc_best', float('nan')):.4f}"),
+            ("test/acc", f"{m.get('test/acc', float('nan')):.4f}")]
+    if "cv" in payload:
+        cv = payload["cv"]
+        rows.append(("cv folds", f"{len(cv['folds'])}: val/acc_best {cv['mean']['val/acc_best']:.4f} "
+                                 f"± {cv['std']['val/acc_best']:.4f}"))
+    if c:
+        rows += [("params", f"{c['params']:,}"), ("MACs", f"{c['macs']:,}"),
+                 ("size", f"{c['size_bytes'] / 1024:.1f} KiB"),
+                 ("latency", f"{c['latency_ms']:.3f} ms (batch {c['latency_batch_size']}, CPU)")]
+    rows.append(("run directory", str(run_dir)))
+    for key, value in rows:
+        table.add_row(key, value)
+    Console(width=120).print(table)
+

@@ -1,0 +1,57 @@
+"""Build the Lightning Trainer, its logger and callbacks from the config."""
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Trainer
+
+from archfuse.ddp import ArchfuseDDPStrategy
+from archfuse.errors import ConfigError
+from archfuse.instantiate import build
+
+
+def quiet_lightning(quiet: bool) -> None:
+    """Quiet mode keeps Lightning's start-up chatter (device tables, tips) off the console."""
+    level = logging.WARNING if quiet else logging.INFO
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        log = logging.getLogger(name)
+        log.setLevel(level)
+        if logging.getLogger().handlers:  # Hydra's console + train.log handlers: print each line once
+            log.handlers.clear()
+            log.propagate = True
+
+
+def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = False) -> Trainer:
+    """A Trainer that logs to and checkpoints into ``log_dir`` (the run directory, or a fold's)."""
+    tcfg = copy.deepcopy(config["trainer"])
+    num_threads = tcfg.pop("num_threads", None)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    extra: dict[str, Any] = {}
+    strategy = tcfg.pop("strategy", None)
+    if strategy == "ddp":
+        backend = "gloo" if tcfg.get("accelerator") == "cpu" else None
+        extra["strategy"] = ArchfuseDDPStrategy(process_group_backend=backend)
+    elif strategy is not None:
+        extra["strategy"] = strategy
+    callbacks = []
+    for name, node in (config.get("callbacks") or {}).items():
+        if node:
+            node = copy.deepcopy(node)
+            if "dirpath" in node:
+                node["dirpath"] = str(Path(log_dir) / "checkpoints")
+            callbacks.append(build(node, f"callbacks.{name}"))
+    logger: Any = False
+    if config.get("logger"):
+        logger = build({**config["logger"], "save_dir": str(log_dir)}, "logger")
+    if quiet:
+        tcfg.update(enable_progress_bar=False, enable_model_summary=False)
+    try:
+        return build(tcfg, "trainer", callbacks=callbacks, logger=logger, **extra)
+    except ConfigError:
+        raise
+    except Exception as err:  # Lightning's MisconfigurationException and friends
+        raise ConfigError("trainer", str(err).splitlines()[0]) from None
