@@ -37,10 +37,6 @@ def _train(cfg: DictConfig) -> float:
     choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
     if cfg.get("print_config") and is_rank_zero():
         print_config_tree(cfg)
-    import warnings
-
-    # Raised inside Lightning for every step on this torch release; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         from archfuse.run import train

@@ -2,6 +2,7 @@
 
 import copy
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from archfuse.instantiate import build
 
 def quiet_lightning(quiet: bool) -> None:
     """Quiet mode keeps Lightning's start-up chatter (device tables, tips) off the console."""
+    # Raised inside Lightning at every step on recent torch releases; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     level = logging.WARNING if quiet else logging.INFO
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         log = logging.getLogger(name)
@@ -47,6 +50,9 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
     logger: Any = False
     if config.get("logger"):
         logger = build({**config["logger"], "save_dir": str(log_dir)}, "logger")
+    # The data modules shard every split over the ranks themselves (evaluation unpadded, so each
+    # sample is seen exactly once); Lightning's DistributedSampler must not re-wrap them.
+    tcfg["use_distributed_sampler"] = False
     if quiet:
         tcfg.update(enable_progress_bar=False, enable_model_summary=False)
     try:

@@ -1,0 +1,55 @@
+"""Shared helpers: run the real CLI in a fresh directory, compose configs in-process, find runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist-t10k"
+
+# A whole run on a small digits subset in a few seconds.
+FAST = ["debug=fast", "quiet=true"]
+
+
+def cli_env(threads: int = 1) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
+    env.pop("LOCAL_RANK", None)
+    return env
+
+
+def run_cli(cwd: Path, *args: str, entry: str = "archfuse.train", check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m archfuse.train ARGS`` in ``cwd``, as a user would run it."""
+    proc = subprocess.run([sys.executable, "-m", entry, *args], cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def run_dirs(cwd: Path) -> list[Path]:
+    """Run directories (those holding a summary.json) under ``cwd/outputs``, oldest first."""
+    return sorted(p.parent for p in (cwd / "outputs").rglob("summary.json"))
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty working directory: runs land in its outputs/."""
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished fast run shared by tests that only read its results."""
+    cwd = tmp_path_factory.mktemp("trained")
+    run_cli(cwd, *FAST, "model=seed003")
+    (run_dir,) = run_dirs(cwd)
+    return run_dir
