@@ -40,6 +40,24 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def compose_train(overrides: list[str], tmp_path: Path):
+    """The config archfuse-train would run with these overrides, composed in-process."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    import archfuse.train  # noqa: F401  (registers the run_name resolver)
+    from archfuse.config_dir import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):  # what Hydra's run mode fills in from the run directory
+        cfg.paths.output_dir = str(tmp_path / "outputs")
+        cfg.paths.run_dir = str(tmp_path / "outputs" / "run")
+    return cfg
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: runs land in its outputs/."""

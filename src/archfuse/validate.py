@@ -33,9 +33,17 @@ def build_module(config: dict[str, Any], dm: TensorDataModule) -> ClassifierModu
 
 
 def check_optimizer(config: dict[str, Any], module: ClassifierModule) -> None:
-    optimizer = build(config["optimizer"], "optimizer")(params=module.parameters())
-    if config.get("scheduler"):
-        build(config["scheduler"], "scheduler")(optimizer=optimizer)
+    """Build optimizer and scheduler once on the real parameters: bad values fail here, not at epoch 1."""
+    key = "optimizer"
+    try:
+        optimizer = build(config["optimizer"], key)(params=module.parameters())
+        if config.get("scheduler"):
+            key = "scheduler"
+            build(config["scheduler"], key)(optimizer=optimizer)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(key, f"{config[key]['_target_']} rejected its arguments: {err}") from None
 
 
 def check_resume(path: str, module: ClassifierModule) -> None:

@@ -1,0 +1,62 @@
+"""Bad input stops the run before any data is loaded: one clear line naming the key, exit code 2,
+no traceback, no run directory left behind."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import cli_env, run_cli
+
+CASES = [
+    (["model=convnet", "model.width=-3"], "model.width: must be a positive int, got -3"),
+    (["data=mnist", "data.root=/nonexistent/data"], "data.root: MNIST not found: /nonexistent/data/MNIST/raw"),
+    (["optimizer.lr=-1"], "optimizer: torch.optim.Adam rejected its arguments: Invalid learning rate"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", CASES, ids=[c[1].split(":")[0] for c in CASES])
+def test_bad_config_is_one_clear_error(workdir, overrides, message):
+    proc = run_cli(workdir, *overrides, "quiet=true", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    # The run directory Hydra opened is removed: nothing looks like a run.
+    runs = workdir / "outputs" / "runs"
+    assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_bad_checkpoints_are_named(workdir, trained_run):
+    best = trained_run / "checkpoints" / "best.ckpt"
+    truncated = workdir / "truncated.ckpt"
+    truncated.write_bytes(best.read_bytes()[:5000])
+    text = workdir / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    for entry, key in (("archfuse.eval", "ckpt"), ("archfuse.train", "ckpt_path")):
+        for path in (truncated, text):
+            proc = run_cli(workdir, f"{key}={path}", "quiet=true", entry=entry, check=False)
+            assert proc.returncode == 2
+            assert f"{key}: {path} is not a readable checkpoint" in proc.stderr
+            assert "Traceback" not in proc.stderr
+        proc = run_cli(workdir, f"{key}={workdir / 'missing.ckpt'}", entry=entry, check=False)
+        assert proc.returncode == 2 and f"{key}: {workdir / 'missing.ckpt'} does not exist" in proc.stderr
+
+
+def test_resume_from_another_architecture_is_refused(workdir, trained_run):
+    best = trained_run / "checkpoints" / "best.ckpt"  # trained as seed003
+    proc = run_cli(workdir, "model=seed000", f"ckpt_path={best}", "quiet=true", check=False)
+    assert proc.returncode == 2
+    assert "ckpt_path:" in proc.stderr and "resume with the config the checkpoint was trained with" in proc.stderr
+
+
+def test_help_lists_groups_without_importing_torch():
+    code = ("import sys; sys.argv = ['archfuse-train', '--help']\n"
+            "import archfuse.train\n"
+            "try:\n    archfuse.train.main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for line in ("model: convnet, mlp, seed000, seed001, seed003", "trainer: cpu, ddp, ddp_cpu, default, gpu",
+                 "data: cifar10, digits, fashion_mnist, kmnist, mnist", "recipe: none", "ensemble: none",
+                 "experiment: seed000_digits, seed001_mnist"):
+        assert line in proc.stdout

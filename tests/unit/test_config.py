@@ -1,0 +1,71 @@
+"""Every config option composes, in-process, and carries what its run needs."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from archfuse.config_dir import config_dir, run_name
+from conftest import compose_train
+
+CONF = Path(config_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["data", "model", "trainer", "recipe", "ensemble", "logger", "callbacks",
+                                   "debug", "experiment"])
+def test_every_option_of_every_group_composes(group, tmp_path):
+    assert options(group), f"conf/{group} is empty"
+    for option in options(group):
+        cfg = compose_train([f"{group}={option}"], tmp_path)
+        container = OmegaConf.to_container(cfg, resolve=True)
+        for key in ("data", "model", "trainer", "recipe", "ensemble", "optimizer"):
+            assert "_target_" in container[key], (group, option, key)
+
+
+def test_groups_mirror_packages():
+    packages = Path(__file__).resolve().parents[2] / "src" / "archfuse"
+    for group, package in {"data": "data", "model": "models", "recipe": "recipes", "ensemble": "ensembles"}.items():
+        assert (packages / package / "__init__.py").is_file(), package
+        for option in options(group):
+            target = OmegaConf.load(CONF / group / f"{option}.yaml")["_target_"]
+            assert target.startswith(f"archfuse.{package}."), (group, option, target)
+
+
+def test_defaults_are_the_documented_ones(tmp_path):
+    cfg = compose_train([], tmp_path)
+    assert cfg.data._target_.endswith("DigitsDataModule")
+    assert cfg.model._target_.endswith("Seed000")
+    assert cfg.recipe._target_.endswith("NoRecipe") and cfg.ensemble._target_.endswith("NoEnsemble")
+    assert cfg.optimizer._partial_ is True and cfg.logger.default_hp_metric is False
+    assert cfg.paths.run_dir == str(tmp_path / "outputs" / "run")
+
+
+def test_overrides_reach_the_model_config(tmp_path):
+    cfg = compose_train(["model=convnet", "model.width=64", "model.depth=3", "model.activation=tanh"], tmp_path)
+    assert (cfg.model.width, cfg.model.depth, cfg.model.activation) == (64, 3, "tanh")
+
+
+def test_experiments_set_their_models(tmp_path):
+    assert compose_train(["experiment=seed000_digits"], tmp_path).model._target_.endswith("Seed000")
+    cfg = compose_train(["experiment=seed001_mnist"], tmp_path)
+    assert cfg.model._target_.endswith("Seed001") and cfg.data._target_.endswith("MNISTDataModule")
+
+
+def test_ddp_cpu_trainer_is_two_gloo_processes(tmp_path):
+    cfg = compose_train(["trainer=ddp_cpu"], tmp_path)
+    assert (cfg.trainer.devices, cfg.trainer.strategy, cfg.trainer.accelerator, cfg.trainer.num_threads) == (
+        2, "ddp", "cpu", 1)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ("", "default"),
+    ("model.width-8+model-convnet", "model.width-8+model-convnet"),
+    ("model.hidden_sizes-[64,32]", "model.hidden_sizes-64_32"),
+    ("data.root-/tmp/x y", "data.root--tmp-xy"),
+])
+def test_run_names_are_readable_and_safe(overrides, expected):
+    assert run_name(overrides) == expected
