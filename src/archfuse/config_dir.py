@@ -20,4 +20,4 @@ def run_name(override_dirname: str) -> str:
     """A readable, filesystem-safe run name from Hydra's override string."""
     name = override_dirname.replace("/", "-").replace(",", "_")
     name = "".join(c for c in name if c.isalnum() or c in "._-+")
-    return name[:120] or "default"
+    return name[:120].rstrip("+-_.") or "default"

@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from archfuse.instantiate import build
 from archfuse.models.build import build_model
+from archfuse.training import fit_epoch
 
 
 def build_network(config: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -36,6 +37,7 @@ class ClassifierModule(LightningModule):
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
         self.test_samples = SumMetric()
         self.test_confmat = MulticlassConfusionMatrix(num_classes=num_classes)
 
@@ -47,12 +49,10 @@ class ClassifierModule(LightningModule):
         return self.net(x)
 
     # -- training ---------------------------------------------------------------------------
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget the sanity-check batches
-
     def on_train_epoch_start(self) -> None:
         # Randomness (dropout) drawn from (seed, epoch, rank): a resumed run repeats an uninterrupted one.
-        torch.manual_seed(int(self.config.get("seed") or 0) + 7919 * self.current_epoch + 104729 * self.global_rank)
+        epoch = fit_epoch(self.trainer)
+        torch.manual_seed(int(self.config.get("seed") or 0) + 7919 * epoch + 104729 * self.global_rank)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -76,9 +76,11 @@ class ClassifierModule(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
-        self.val_acc_best.update(acc)
-        self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": acc,
-                       "val/acc_best": self.val_acc_best.compute()}, prog_bar=True, sync_dist=True)
+        if not self.trainer.sanity_checking:  # the sanity check sees a few batches only
+            self.val_acc_best.update(acc)
+        best = acc if self.trainer.sanity_checking else self.val_acc_best.compute()
+        self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": acc, "val/acc_best": best},
+                      prog_bar=True, sync_dist=True)
         self.val_loss.reset()
         self.val_acc.reset()
 

@@ -1,6 +1,7 @@
 """Whole batches cut from in-memory tensors: one indexing op per batch, no per-sample work."""
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -30,11 +31,14 @@ class IndexBatchSampler(Sampler[Tensor]):
     """
 
     def __init__(self, indices: Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, epoch_source: Callable[[], int] | None = None):
         self.indices = indices
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        # The trainer's epoch counter, read at each pass: on resume Lightning builds the iterator
+        # before it calls set_epoch, which would replay epoch 0's order.
+        self.epoch_source = epoch_source
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -49,6 +53,8 @@ class IndexBatchSampler(Sampler[Tensor]):
         return padded[: per_rank * self.world_size][self.rank :: self.world_size]
 
     def __iter__(self):
+        if self.epoch_source is not None:
+            self.epoch = self.epoch_source()
         return iter(self._shard().split(self.batch_size))
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from archfuse.data.batches import IndexBatchSampler, TensorBatches
 from archfuse.errors import ConfigError
+from archfuse.training import fit_epoch
 
 
 @dataclass
@@ -116,8 +117,9 @@ class TensorDataModule(LightningDataModule):
         x, idx = self._split[split]
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        epoch = (lambda: fit_epoch(trainer)) if trainer is not None else None
         sampler = IndexBatchSampler(idx, self.batch_size, shuffle=split == "train", seed=self.seed,
-                                    rank=rank, world_size=world)
+                                    rank=rank, world_size=world, epoch_source=epoch)
         return DataLoader(TensorBatches(x, self._labels[split]), sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 

@@ -1,5 +1,6 @@
 """MNIST, Fashion-MNIST, KMNIST and CIFAR-10 read by torchvision's own loaders, then held as tensors."""
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,13 @@ class _CIFAR10Unverified(datasets.CIFAR10):
         folder = Path(self.root) / self.base_folder
         return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
 
+    def _load_meta(self) -> None:
+        # torchvision MD5-checks batches.meta here too; re-packed copies differ from the official file.
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        with open(path, "rb") as f:
+            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
 
 class CIFAR10DataModule(TorchvisionDataModule):
     dataset_cls = datasets.CIFAR10
@@ -86,7 +94,8 @@ class CIFAR10DataModule(TorchvisionDataModule):
 
     def expected_files(self) -> list[Path]:
         folder = Path(self.root) / self.dataset_cls.base_folder
-        return [folder / name for name, _ in self.dataset_cls.train_list + self.dataset_cls.test_list]
+        names = [name for name, _ in self.dataset_cls.train_list + self.dataset_cls.test_list]
+        return [folder / name for name in names + [self.dataset_cls.meta["filename"]]]
 
     def _read(self, train: bool):
         cls = self.dataset_cls if self.verify_checksums else _CIFAR10Unverified

@@ -1,0 +1,353 @@
+"""archfuse's training epoch against a plain PyTorch loop doing the same work.
+
+Both sides train the same Seed000 network (same initial weights) on the same in-memory tensors
+(the data module's normalised training split), batch size 128, Adam lr 1e-3, the same number of
+torch threads, in one process. They alternate (plain/archfuse, then archfuse/plain, ...) so the
+noise of a shared machine falls on both sides alike; the result is the median of the per-round
+ratios archfuse/plain.
+
+The archfuse side is the real thing: the config is composed by Hydra from conf/ (train.yaml with
+``quiet=true data.batch_size=128 trainer.max_epochs=1 trainer.limit_val_batches=0``), the data
+module and ClassifierModule come from ``archfuse.validate.validate`` and the Trainer from
+``archfuse.training.build_trainer`` -- so TensorBoard logging is on (log_every_n_steps 10),
+ModelCheckpoint is as configured (monitor val/acc, save_last), the progress bar and model summary
+are off (quiet mode). A fresh Trainer is built for each round, outside the timed window.
+
+Timed windows on the archfuse side (a callback takes perf_counter stamps; Lightning calls it first
+at epoch start, and before ModelCheckpoint at epoch end):
+  batches  on_train_epoch_start -> on_train_epoch_end: the sampler's iterator and every training
+           step (forward, loss, accuracy metric, self.log, backward, Adam step, hooks).
+  epoch    on_train_epoch_start -> on_train_end: adds the end-of-epoch work (train/acc compute and
+           logging, ModelCheckpoint writing last.ckpt, logger flush).
+  fit      the whole trainer.fit call (adds Trainer set-up / tear-down per fit).
+The plain side times its epoch: permutation, index batches, forward, loss, backward, Adam step.
+
+    python bench/overhead.py                        # digits (1167 training images), 5 rounds
+    python bench/overhead.py --data random --samples 6000
+    python bench/overhead.py --breakdown             # toggles: what the overhead is made of
+    python bench/overhead.py --profile               # cProfile of one archfuse epoch
+"""
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- configuration -----------------------------------------------------------------------------
+def compose_config(threads: int, out_dir: str, extra: list[str] = ()) -> dict:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from archfuse.config_dir import config_dir
+
+    overrides = [
+        "quiet=true", "data.batch_size=128", "trainer.max_epochs=1", "trainer.limit_val_batches=0",
+        f"trainer.num_threads={threads}", f"paths.output_dir={out_dir}", f"paths.run_dir={out_dir}/run",
+        *extra,
+    ]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def random_datamodule(samples: int, seed: int = 0):
+    """MNIST-shaped random images (1x28x28, 10 classes) through archfuse's own TensorDataModule."""
+    from archfuse.data.datamodule import Arrays, TensorDataModule
+
+    class RandomDataModule(TensorDataModule):
+        def load_arrays(self) -> Arrays:
+            g = torch.Generator().manual_seed(seed)
+            n_test = max(samples // 10, 10)
+            x = torch.rand(samples + n_test, 1, 28, 28, generator=g)
+            y = torch.randint(0, 10, (samples + n_test,), generator=g)
+            return Arrays(x[:samples], y[:samples], x[samples:], y[samples:])
+
+    return RandomDataModule(batch_size=128, val_fraction=0.1, seed=0)
+
+
+# -- variants of the archfuse side (for --breakdown) --------------------------------------------
+def module_class(variant: str):
+    from archfuse.module import ClassifierModule
+
+    if variant in ("full", "no_logger", "no_ckpt"):
+        return ClassifierModule
+
+    class Variant(ClassifierModule):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            loss = F.cross_entropy(logits, y)
+            if variant == "no_steplog":  # accuracy metric kept, train/loss not logged
+                self.train_acc(logits, y)
+                self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+            elif variant == "no_acc":  # train/loss logged every step, no accuracy metric
+                self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
+            elif variant == "acc_update":  # proposed patch: metric.update only, computed at epoch end
+                self.train_acc.update(logits.detach(), y)
+                self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
+                         batch_size=len(y))
+                self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+            # "bare": neither
+            return loss
+
+    Variant.__name__ = f"ClassifierModule_{variant}"
+    return Variant
+
+
+VARIANT_OVERRIDES = {"no_logger": ["logger=null"], "no_ckpt": ["callbacks.model_checkpoint=null"]}
+
+
+# -- the two sides ------------------------------------------------------------------------------
+class Stamps:
+    """A Lightning callback (built lazily so this module imports without lightning)."""
+
+    @staticmethod
+    def make():
+        from lightning.pytorch import Callback
+
+        class _Stamps(Callback):
+            def __init__(self):
+                self.t = {}
+
+            def on_train_epoch_start(self, trainer, pl_module):
+                self.t["start"] = time.perf_counter()
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                self.t["end"] = time.perf_counter()
+
+            def on_train_end(self, trainer, pl_module):
+                self.t["train_end"] = time.perf_counter()
+
+        return _Stamps()
+
+
+def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: str = "full",
+                   profiler: cProfile.Profile | None = None) -> dict:
+    from archfuse.module import ClassifierModule
+    from archfuse.training import build_trainer
+
+    cls = module_class(variant)
+    module = cls(config, dm.input_shape, dm.num_classes) if cls is not ClassifierModule else \
+        ClassifierModule(config, dm.input_shape, dm.num_classes)
+    module.net.load_state_dict(init_state)
+    trainer = build_trainer(config, log_dir, quiet=True)
+    stamps = Stamps.make()
+    trainer.callbacks.insert(0, stamps)
+    gc.collect()
+    t0 = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    trainer.fit(module, datamodule=dm)
+    if profiler is not None:
+        profiler.disable()
+    t1 = time.perf_counter()
+    assert trainer.global_step == len(dm.train_dataloader()), "the epoch did not run all batches"
+    t = stamps.t
+    return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"], "fit": t1 - t0,
+            "ckpt": (log_dir / "checkpoints" / "last.ckpt").exists()}
+
+
+def plain_epoch(dm, init_state: dict) -> float:
+    from archfuse.models.seed000 import Seed000
+
+    x, idx = dm._split["train"]
+    y = dm._labels["train"]
+    c, h, w = dm.input_shape
+    net = Seed000(c, dm.num_classes, (h, w))
+    net.load_state_dict(init_state)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gc.collect()
+    t0 = time.perf_counter()
+    g = torch.Generator().manual_seed(dm.seed + 0)
+    order = idx[torch.randperm(len(idx), generator=g)]
+    for batch in order.split(dm.batch_size):
+        xb, yb = x[batch], y[batch]
+        loss = F.cross_entropy(net(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+# -- main ---------------------------------------------------------------------------------------
+def setup(args, out_dir: str, extra: list[str] = ()):
+    from archfuse.validate import build_module, validate
+
+    config = compose_config(args.threads, out_dir, list(extra))
+    if args.data == "digits":
+        parts = validate(config)
+        dm, module = parts.datamodule, parts.module
+    else:
+        dm = random_datamodule(args.samples)
+        module = build_module(config, dm)
+    dm.setup()
+    return config, dm, {k: v.clone() for k, v in module.net.state_dict().items()}
+
+
+def quiet_warnings() -> None:
+    from archfuse.training import quiet_lightning
+
+    quiet_lightning(True)
+    # With validation off, ModelCheckpoint warns once per fit that val/acc was never logged.
+    warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*You defined a `validation_step` but have no `val_dataloader`.*")
+
+
+def run_ratio(args, out: Path) -> None:
+    config, dm, init = setup(args, str(out))
+    n = len(dm._split["train"][1])
+    print(f"data={args.data} train samples={n} batches/epoch={len(dm.train_dataloader())} batch_size=128 "
+          f"threads={torch.get_num_threads()} torch={torch.__version__}")
+    print(f"trainer: archfuse.training.build_trainer(composed train.yaml, quiet=True): logger="
+          f"{config['logger']['_target_'].rsplit('.', 1)[-1]} log_every_n_steps="
+          f"{config['trainer']['log_every_n_steps']}, ModelCheckpoint(monitor=val/acc, save_last=True), "
+          f"progress bar off, limit_val_batches=0, max_epochs=1")
+    for w in range(args.warmup):
+        plain_epoch(dm, init)
+        archfuse_epoch(config, dm, init, out / f"warmup{w}")
+    rows = []
+    for r in range(args.rounds):
+        first_plain = r % 2 == 0
+        if first_plain:
+            p = plain_epoch(dm, init)
+        a = archfuse_epoch(config, dm, init, out / f"round{r}")
+        if not first_plain:
+            p = plain_epoch(dm, init)
+        rows.append((p, a))
+        print(f"round {r}: plain {p:.3f}s  archfuse batches {a['batches']:.3f}s epoch {a['epoch']:.3f}s "
+              f"fit {a['fit']:.3f}s  ratio batches {a['batches'] / p:.3f} epoch {a['epoch'] / p:.3f} "
+              f"fit {a['fit'] / p:.3f}  (order: {'plain first' if first_plain else 'archfuse first'})")
+        sys.stdout.flush()
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    print(f"median plain epoch {med([p for p, _ in rows]):.3f}s, archfuse epoch "
+          f"{med([a['epoch'] for _, a in rows]):.3f}s")
+    for key in ("batches", "epoch", "fit"):
+        print(f"median ratio archfuse/plain [{key}]: {med([a[key] / p for p, a in rows]):.3f}")
+
+
+def run_breakdown(args, out: Path) -> None:
+    variants = args.variants.split(",")
+    setups = {}
+    for v in variants:
+        setups[v] = setup(args, str(out / v), VARIANT_OVERRIDES.get(v, []))
+    dm0 = setups[variants[0]][1]
+    print(f"breakdown: data={args.data} train samples={len(dm0._split['train'][1])} "
+          f"threads={torch.get_num_threads()}; each variant alternates with the plain loop")
+    for v in variants:  # warm-up
+        config, dm, init = setups[v]
+        archfuse_epoch(config, dm, init, out / v / "warmup", variant=v)
+    plain_epoch(dm0, setups[variants[0]][2])
+    ratios = {v: {"batches": [], "epoch": []} for v in variants}
+    for r in range(args.rounds):
+        order = variants if r % 2 == 0 else variants[::-1]
+        for v in order:
+            config, dm, init = setups[v]
+            if r % 2 == 0:
+                p = plain_epoch(dm, init)
+                a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
+            else:
+                a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
+                p = plain_epoch(dm, init)
+            ratios[v]["batches"].append(a["batches"] / p)
+            ratios[v]["epoch"].append(a["epoch"] / p)
+        print(f"round {r}: " + "  ".join(f"{v} {ratios[v]['epoch'][-1]:.3f}" for v in variants))
+        sys.stdout.flush()
+    print("median ratio archfuse/plain per variant (batches window / whole epoch window):")
+    descr = {
+        "full": "archfuse as it is",
+        "no_acc": "training_step without the train accuracy metric",
+        "no_steplog": "training_step without self.log('train/loss') every step",
+        "bare": "training_step without metric and without step logging",
+        "acc_update": "proposed: train_acc.update(logits.detach()) + log detached loss",
+        "no_logger": "logger=null (no TensorBoard)",
+        "no_ckpt": "callbacks.model_checkpoint=null (no last.ckpt at epoch end)",
+    }
+    for v in variants:
+        b, e = statistics.median(ratios[v]["batches"]), statistics.median(ratios[v]["epoch"])
+        print(f"  {v:<11} {b:.3f} / {e:.3f}   {descr.get(v, '')}")
+
+
+def run_profile(args, out: Path) -> None:
+    config, dm, init = setup(args, str(out))
+    archfuse_epoch(config, dm, init, out / "warmup")
+    prof = cProfile.Profile()
+    a = archfuse_epoch(config, dm, init, out / "profiled", profiler=prof)
+    stats = pstats.Stats(prof)
+    total = a["fit"]
+    # Inclusive time of the calls that make up a step, and of Lightning's own machinery around them.
+    groups = {
+        "model forward (Seed000.forward)": ("seed000.py", "forward"),
+        "cross_entropy": ("functional.py", "cross_entropy"),
+        "backward (Tensor.backward)": ("_tensor.py", "backward"),
+        "Adam.step": ("adam.py", "step"),
+        "zero_grad": ("optimizer.py", "zero_grad"),
+        "train_acc(logits, y) (Metric.forward)": ("metric.py", "forward"),
+        "LightningModule.log": ("module.py", "log"),
+        "ModelCheckpoint.on_train_epoch_end": ("model_checkpoint.py", "on_train_epoch_end"),
+        "logger connector update_train_step_metrics": ("logger_connector.py", "update_train_step_metrics"),
+        "logger connector update_train_epoch_metrics": ("logger_connector.py", "update_train_epoch_metrics"),
+        "TensorBoardLogger.log_metrics": ("tensorboard.py", "log_metrics"),
+        "Trainer._run (fit set-up + loops)": ("trainer.py", "_run"),
+        "fit_loop.run": ("fit_loop.py", "run"),
+        "training_epoch_loop.advance (all steps)": ("training_epoch_loop.py", "advance"),
+        "data fetcher __next__": ("fetchers.py", "__next__"),
+    }
+    found = {}
+    for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+        for label, (f, fn) in groups.items():
+            if file.endswith(f) and func == fn:
+                found[label] = found.get(label, 0.0) + ct
+    print(f"cProfile of one archfuse fit (max_epochs=1; profiler overhead inflates Python-heavy parts): "
+          f"fit {total:.3f}s under the profiler")
+    for label in groups:
+        if label in found:
+            print(f"  {found[label]:8.3f}s  {label}")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(args.top)
+    print("top functions by own time:")
+    print("\n".join(buf.getvalue().splitlines()[-args.top - 2:]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--data", choices=["digits", "random"], default="digits")
+    ap.add_argument("--samples", type=int, default=6000, help="training images for --data random")
+    ap.add_argument("--breakdown", action="store_true", help="ratios of archfuse variants (toggles)")
+    ap.add_argument("--variants", default="full,no_acc,no_steplog,bare,no_logger")
+    ap.add_argument("--profile", action="store_true", help="cProfile one archfuse epoch")
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    quiet_warnings()
+    with tempfile.TemporaryDirectory(prefix="archfuse-overhead-") as tmp:
+        out = Path(tmp)
+        if args.profile:
+            run_profile(args, out)
+        elif args.breakdown:
+            run_breakdown(args, out)
+        else:
+            run_ratio(args, out)
+
+
+if __name__ == "__main__":
+    main()
