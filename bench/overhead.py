@@ -132,6 +132,9 @@ class Stamps:
             def on_train_end(self, trainer, pl_module):
                 self.t["train_end"] = time.perf_counter()
 
+            def on_fit_end(self, trainer, pl_module):  # after ModelCheckpoint.on_train_end (last.ckpt)
+                self.t["fit_end"] = time.perf_counter()
+
         return _Stamps()
 
 
@@ -157,11 +160,11 @@ def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: s
     t1 = time.perf_counter()
     assert trainer.global_step == len(dm.train_dataloader()), "the epoch did not run all batches"
     t = stamps.t
-    return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"], "fit": t1 - t0,
-            "ckpt": (log_dir / "checkpoints" / "last.ckpt").exists()}
+    return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"],
+            "to_fit_end": t["fit_end"] - t["start"], "fit": t1 - t0, "module": module}
 
 
-def plain_epoch(dm, init_state: dict) -> float:
+def plain_epoch(dm, init_state: dict, return_net: bool = False):
     from archfuse.models.seed000 import Seed000
 
     x, idx = dm._split["train"]
@@ -181,7 +184,8 @@ def plain_epoch(dm, init_state: dict) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    return (elapsed, net) if return_net else elapsed
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -219,8 +223,11 @@ def run_ratio(args, out: Path) -> None:
           f"{config['trainer']['log_every_n_steps']}, ModelCheckpoint(monitor=val/acc, save_last=True), "
           f"progress bar off, limit_val_batches=0, max_epochs=1")
     for w in range(args.warmup):
-        plain_epoch(dm, init)
-        archfuse_epoch(config, dm, init, out / f"warmup{w}")
+        _, net = plain_epoch(dm, init, return_net=True)
+        a = archfuse_epoch(config, dm, init, out / f"warmup{w}")
+        if w == 0:  # same work: after one epoch both networks hold the same weights
+            diff = max((p - q).abs().max().item() for p, q in zip(net.parameters(), a["module"].net.parameters()))
+            print(f"check: max |weight difference| after one epoch, plain vs archfuse: {diff:.2e}")
     rows = []
     for r in range(args.rounds):
         first_plain = r % 2 == 0
@@ -229,15 +236,19 @@ def run_ratio(args, out: Path) -> None:
         a = archfuse_epoch(config, dm, init, out / f"round{r}")
         if not first_plain:
             p = plain_epoch(dm, init)
+        a.pop("module")
         rows.append((p, a))
-        print(f"round {r}: plain {p:.3f}s  archfuse batches {a['batches']:.3f}s epoch {a['epoch']:.3f}s "
-              f"fit {a['fit']:.3f}s  ratio batches {a['batches'] / p:.3f} epoch {a['epoch'] / p:.3f} "
-              f"fit {a['fit'] / p:.3f}  (order: {'plain first' if first_plain else 'archfuse first'})")
+        print(f"round {r}: plain {p:.3f}s | archfuse batches {a['batches']:.3f}s epoch {a['epoch']:.3f}s "
+              f"+last.ckpt {a['to_fit_end']:.3f}s fit {a['fit']:.3f}s | ratio epoch {a['epoch'] / p:.3f} "
+              f"({'plain first' if first_plain else 'archfuse first'})")
         sys.stdout.flush()
     med = lambda xs: statistics.median(xs)  # noqa: E731
     print(f"median plain epoch {med([p for p, _ in rows]):.3f}s, archfuse epoch "
           f"{med([a['epoch'] for _, a in rows]):.3f}s")
-    for key in ("batches", "epoch", "fit"):
+    print(f"median last.ckpt write at train end: {med([a['to_fit_end'] - a['epoch'] for _, a in rows]):.3f}s; "
+          f"median Trainer set-up+tear-down inside fit (fit - epoch - last.ckpt): "
+          f"{med([a['fit'] - a['to_fit_end'] for _, a in rows]):.3f}s")
+    for key in ("batches", "epoch", "to_fit_end", "fit"):
         print(f"median ratio archfuse/plain [{key}]: {med([a[key] / p for p, a in rows]):.3f}")
 
 

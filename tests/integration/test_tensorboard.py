@@ -65,6 +65,14 @@ def http_json(base: str, route: str, body: dict | None = None, timeout: float = 
         return json.loads(resp.read())
 
 
+def sessions(base: str) -> dict[str, tuple[dict, dict]]:
+    """HPARAMS sessions the server knows: {run name: (session group, session)}."""
+    request = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "colParams": [],
+               "startIndex": 0, "sliceSize": 100}
+    groups = http_json(base, "/data/plugin/hparams/session_groups", request, timeout=5)["sessionGroups"]
+    return {s["name"]: (g, s) for g in groups for s in g["sessions"]}
+
+
 def run_name(run_dir: Path, logdir: Path) -> str:
     return run_dir.relative_to(logdir).as_posix()
 
@@ -96,18 +104,16 @@ def server(sweep, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        listed: list[str] = []
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                listed = http_json(base, "/data/runs", timeout=2)
-                if len(listed) >= len(runs):
-                    break
+        names, loaded = {run_name(r, cwd / "outputs") for r in runs}, set()
+        while time.monotonic() < deadline and proc.poll() is None and not names <= loaded:
+            try:  # the HPARAMS session is the last thing a run writes: once listed, the run is loaded
+                loaded = set(sessions(base))
             except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
                 pass
             time.sleep(0.5)
         if proc.poll() is not None:
             raise AssertionError(f"tensorboard exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        assert len(listed) >= len(runs), f"tensorboard did not list the runs within 60 s: {listed}"
+        assert names <= loaded, f"tensorboard did not load both runs within 60 s: {loaded}"
         yield base
     finally:
         proc.terminate()
@@ -189,12 +195,10 @@ def test_server_hparams_experiment_and_session_groups(sweep, server):
     assert "model.width" in {h["name"] for h in exp["hparamInfos"]}
     assert {"test/acc", "cost/params"} <= {m["name"]["tag"] for m in exp["metricInfos"]}
 
-    request = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "colParams": [],
-               "startIndex": 0, "sliceSize": 100}
-    groups = http_json(server, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
-    sessions = {s["name"]: (g, s) for g in groups for s in g["sessions"]}
+    listed = sessions(server)
+    assert len(listed) == 2
     for run in runs:
-        group, session = sessions[run_name(run, cwd / "outputs")]
+        group, session = listed[run_name(run, cwd / "outputs")]
         assert group["hparams"]["model.width"] == width_of(run)
         values = {v["name"]["tag"]: v["value"] for v in session["metricValues"]}
         assert values["test/acc"] == pytest.approx(summary(run)["metrics"]["test/acc"], abs=1e-6)

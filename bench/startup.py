@@ -1,0 +1,198 @@
+"""Start-up time of archfuse-train: ``--help``, and a real run up to its first training step.
+
+The run is the real CLI, ``python -m archfuse.train quiet=true <small overrides>``, with one extra
+callback added through the config (no change to src/):
+
+    +callbacks.first_step._target_=bench.startup.FirstStep
+
+``bench`` is importable because this script puts the repository root on PYTHONPATH. The callback
+prints wall-clock stamps (time.time()) at the points of the run it sees -- when the Trainer builds
+it, fit start, sanity check, train start -- and at ``on_train_batch_start`` of the first batch it
+prints the last stamp and ends the process with ``os._exit(0)``. The parent takes time.time()
+just before it starts the child, so the figure is "command start -> first training step", including
+the interpreter start, imports, Hydra composition, config validation, data loading and Lightning's
+sanity-check validation.
+
+    python bench/startup.py [--repeats 5] [--importtime]
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STAMP = "ARCHFUSE_BENCH_STAMP"
+RUN_OVERRIDES = ["quiet=true", "trainer.max_epochs=1", "data.train_subset=256"]
+
+
+class FirstStep:
+    """A Lightning callback in duck type (Lightning only calls the hooks it finds), so that importing
+    this module costs nothing; it subclasses lightning's Callback when instantiated."""
+
+    def __new__(cls, *args, **kwargs):
+        from lightning.pytorch import Callback
+
+        class _FirstStep(Callback):
+            def __init__(self):
+                _stamp("trainer_build")
+
+            def on_fit_start(self, trainer, pl_module):
+                _stamp("fit_start")
+
+            def on_sanity_check_start(self, trainer, pl_module):
+                _stamp("sanity_start")
+
+            def on_sanity_check_end(self, trainer, pl_module):
+                _stamp("sanity_end")
+
+            def on_train_start(self, trainer, pl_module):
+                _stamp("train_start")
+
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                _stamp("first_step")
+                sys.stdout.flush()
+                os._exit(0)
+
+        return _FirstStep()
+
+
+def _stamp(name: str) -> None:
+    print(f"{STAMP} {name} {time.time():.6f}", flush=True)
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+def time_help() -> float:
+    exe = Path(sys.executable).parent / "archfuse-train"
+    t0 = time.perf_counter()
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, env=child_env())
+    dt = time.perf_counter() - t0
+    if out.returncode != 0 or "archfuse-train" not in out.stdout:
+        raise SystemExit(f"archfuse-train --help failed:\n{out.stdout}\n{out.stderr}")
+    return dt
+
+
+def time_bare_python() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - t0
+
+
+def run_cmd(out_dir: str, extra: list[str] = ()) -> list[str]:
+    return [sys.executable, *extra, "-m", "archfuse.train", *RUN_OVERRIDES, f"paths.output_dir={out_dir}",
+            "+callbacks.first_step._target_=bench.startup.FirstStep"]
+
+
+def time_first_step(out_dir: str, threads: int | None) -> dict[str, float]:
+    cmd = run_cmd(out_dir)
+    if threads:
+        cmd.append(f"trainer.num_threads={threads}")
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=out_dir)
+    t_exit = time.time()
+    stamps = {m.group(1): float(m.group(2)) - t0 for m in re.finditer(rf"{STAMP} (\w+) ([\d.]+)", out.stdout)}
+    if "first_step" not in stamps:
+        raise SystemExit(f"no first training step seen (rc {out.returncode}):\n{out.stdout[-2000:]}\n"
+                         f"{out.stderr[-3000:]}")
+    stamps["process_exit"] = t_exit - t0
+    return stamps
+
+
+# -- import-time breakdown ----------------------------------------------------------------------
+PACKAGES = ["torch", "lightning", "lightning_fabric", "lightning_utilities", "torchmetrics", "torchvision",
+            "tensorboard", "tensorboardX", "hydra", "omegaconf", "sklearn", "scipy", "numpy", "matplotlib",
+            "rich", "yaml", "archfuse", "fsspec", "packaging", "sympy", "PIL", "google", "pandas"]
+
+
+def parse_importtime(stderr: str) -> tuple[dict[str, float], dict[str, float], float]:
+    """Self time per package (every module counted once, in its own package) and the cumulative
+    time of each package's top-level import at the place it was first imported."""
+    self_us: dict[str, float] = {}
+    first_cum: dict[str, float] = {}
+    total = 0.0
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if not m:
+            continue
+        self_t, cum_t, name = int(m.group(1)), int(m.group(2)), m.group(4)
+        total += self_t
+        top = name.split(".")[0]
+        key = top if top in PACKAGES else "other"
+        self_us[key] = self_us.get(key, 0.0) + self_t
+        if name == top and top in PACKAGES:
+            first_cum[top] = max(first_cum.get(top, 0.0), cum_t)
+    return ({k: v / 1e6 for k, v in self_us.items()}, {k: v / 1e6 for k, v in first_cum.items()}, total / 1e6)
+
+
+def importtime_breakdown(out_dir: str, cmd: list[str], label: str) -> None:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=out_dir)
+    self_s, cum_s, total = parse_importtime(out.stderr)
+    print(f"\nimport time of {label} (python -X importtime; the tracing itself adds some time): "
+          f"{total:.2f}s of imports in all")
+    print("  package              self time (its own modules)   cumulative at first import")
+    for k, v in sorted(self_s.items(), key=lambda kv: -kv[1]):
+        if v >= 0.005:
+            cum = f"{cum_s[k]:.3f}s" if k in cum_s else "-"
+            print(f"  {k:<20} {v:7.3f}s                      {cum}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="trainer.num_threads for the run (default: unset)")
+    ap.add_argument("--importtime", action="store_true", help="also print the import-time breakdown")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="archfuse-startup-") as tmp:
+        time_help()  # warm the file-system cache
+        time_first_step(tmp, args.threads)
+        bare, helps, runs = [], [], []
+        for r in range(args.repeats):  # alternated, so load changes fall on all three alike
+            bare.append(time_bare_python())
+            helps.append(time_help())
+            runs.append(time_first_step(tmp, args.threads))
+            s = runs[-1]
+            print(f"repeat {r}: python -c pass {bare[-1]:.3f}s | --help {helps[-1]:.3f}s | first step "
+                  f"{s['first_step']:.3f}s (trainer built {s['trainer_build']:.2f}s, fit start "
+                  f"{s['fit_start']:.2f}s, sanity check {s['sanity_start']:.2f}-{s['sanity_end']:.2f}s, "
+                  f"train start {s['train_start']:.2f}s)", flush=True)
+        med = statistics.median
+        print(f"\nmedian of {args.repeats}: python -c pass {med(bare):.3f}s")
+        print(f"median of {args.repeats}: archfuse-train --help {med(helps):.3f}s (goal <= 1.0s)")
+        print(f"median of {args.repeats}: archfuse-train to first training step {med([s['first_step'] for s in runs]):.3f}s"
+              f" (goal <= 4.5s)")
+        keys = ["trainer_build", "fit_start", "sanity_start", "sanity_end", "train_start", "first_step"]
+        m = {k: med([s[k] for s in runs]) for k in keys}
+        print("median phases of the run (seconds from command start):")
+        prev, prev_name = 0.0, "start"
+        labels = {
+            "trainer_build": "interpreter, imports, Hydra compose, validate (data module, module, check_forward)",
+            "fit_start": "trainer.fit set-up (data setup: load + normalise digits; strategy, optimizer)",
+            "sanity_start": "to sanity check start",
+            "sanity_end": "sanity-check validation (2 batches)",
+            "train_start": "to train start",
+            "first_step": "to the first training batch",
+        }
+        for k in keys:
+            print(f"  {m[k]:6.3f}s (+{m[k] - prev:6.3f}s)  {k:<14} {labels[k]}")
+            prev = m[k]
+        if args.importtime:
+            importtime_breakdown(tmp, [str(Path(sys.executable).parent / "python"), "-X", "importtime", "-c",
+                                       "import sys; sys.argv=['archfuse-train','--help']; "
+                                       "from archfuse.train import main; main()"],
+                                 "archfuse-train --help")
+            importtime_breakdown(tmp, run_cmd(tmp, ["-X", "importtime"]), "a run up to its first training step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The project works installed from a built wheel (configs inside the package), from any directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, cli_env, run_dirs, summary
+
+
+def test_wheel_install_runs_from_any_directory(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)], cwd=REPO,
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = dist.glob("archfuse-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    assert (target / "archfuse" / "conf" / "train.yaml").is_file()
+    assert (target / "archfuse" / "conf" / "experiment" / "seed000_digits.yaml").is_file()
+    # The wheel's package comes first on the path; a run in an unrelated directory uses it.
+    env = {**cli_env(), "PYTHONPATH": str(target)}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run([sys.executable, "-c", "import archfuse.config_dir as c; print(c.config_dir())"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert where.stdout.strip() == str(target / "archfuse" / "conf")
+    proc = subprocess.run([sys.executable, "-m", "archfuse.train", "debug=fast", "quiet=true",
+                           "experiment=seed000_digits", "model=mlp"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(work)
+    assert run.is_relative_to(work / "outputs" / "runs")
+    assert summary(run)["config"]["model"]["_target_"] == "archfuse.models.mlp.MLP"
+    assert summary(run)["versions"]["archfuse"]
+    assert os.path.commonpath([run, work]) == str(work)
