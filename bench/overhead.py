@@ -125,12 +125,14 @@ class Stamps:
 
             def on_train_epoch_start(self, trainer, pl_module):
                 self.t["start"] = time.perf_counter()
+                self.t["cpu_start"] = time.process_time()
 
             def on_train_epoch_end(self, trainer, pl_module):
                 self.t["end"] = time.perf_counter()
 
             def on_train_end(self, trainer, pl_module):
                 self.t["train_end"] = time.perf_counter()
+                self.t["cpu_train_end"] = time.process_time()
 
             def on_fit_end(self, trainer, pl_module):  # after ModelCheckpoint.on_train_end (last.ckpt)
                 self.t["fit_end"] = time.perf_counter()
@@ -161,7 +163,8 @@ def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: s
     assert trainer.global_step == len(dm.train_dataloader()), "the epoch did not run all batches"
     t = stamps.t
     return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"],
-            "to_fit_end": t["fit_end"] - t["start"], "fit": t1 - t0, "module": module}
+            "to_fit_end": t["fit_end"] - t["start"], "fit": t1 - t0, "module": module,
+            "cpu": t["cpu_train_end"] - t["cpu_start"]}
 
 
 def plain_epoch(dm, init_state: dict, return_net: bool = False):
@@ -175,7 +178,7 @@ def plain_epoch(dm, init_state: dict, return_net: bool = False):
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     g = torch.Generator().manual_seed(dm.seed + 0)
     order = idx[torch.randperm(len(idx), generator=g)]
     for batch in order.split(dm.batch_size):
@@ -184,7 +187,7 @@ def plain_epoch(dm, init_state: dict, return_net: bool = False):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    elapsed = time.perf_counter() - t0
+    elapsed = (time.perf_counter() - t0, time.process_time() - c0)
     return (elapsed, net) if return_net else elapsed
 
 
@@ -232,24 +235,26 @@ def run_ratio(args, out: Path) -> None:
     for r in range(args.rounds):
         first_plain = r % 2 == 0
         if first_plain:
-            p = plain_epoch(dm, init)
+            p, pc = plain_epoch(dm, init)
         a = archfuse_epoch(config, dm, init, out / f"round{r}")
         if not first_plain:
-            p = plain_epoch(dm, init)
+            p, pc = plain_epoch(dm, init)
         a.pop("module")
-        rows.append((p, a))
-        print(f"round {r}: plain {p:.3f}s | archfuse batches {a['batches']:.3f}s epoch {a['epoch']:.3f}s "
-              f"+last.ckpt {a['to_fit_end']:.3f}s fit {a['fit']:.3f}s | ratio epoch {a['epoch'] / p:.3f} "
-              f"({'plain first' if first_plain else 'archfuse first'})")
+        rows.append((p, pc, a))
+        print(f"round {r}: plain {p:.3f}s (cpu {pc:.3f}s) | archfuse epoch {a['epoch']:.3f}s (cpu {a['cpu']:.3f}s) "
+              f"+last.ckpt {a['to_fit_end']:.3f}s fit {a['fit']:.3f}s | ratio wall {a['epoch'] / p:.3f} "
+              f"cpu {a['cpu'] / pc:.3f} ({'plain first' if first_plain else 'archfuse first'})")
         sys.stdout.flush()
-    med = lambda xs: statistics.median(xs)  # noqa: E731
-    print(f"median plain epoch {med([p for p, _ in rows]):.3f}s, archfuse epoch "
-          f"{med([a['epoch'] for _, a in rows]):.3f}s")
-    print(f"median last.ckpt write at train end: {med([a['to_fit_end'] - a['epoch'] for _, a in rows]):.3f}s; "
+    med = statistics.median
+    print(f"median plain epoch {med([p for p, _, _ in rows]):.3f}s wall / {med([c for _, c, _ in rows]):.3f}s cpu; "
+          f"archfuse epoch {med([a['epoch'] for _, _, a in rows]):.3f}s wall / "
+          f"{med([a['cpu'] for _, _, a in rows]):.3f}s cpu")
+    print(f"median last.ckpt write at train end: {med([a['to_fit_end'] - a['epoch'] for _, _, a in rows]):.3f}s; "
           f"median Trainer set-up+tear-down inside fit (fit - epoch - last.ckpt): "
-          f"{med([a['fit'] - a['to_fit_end'] for _, a in rows]):.3f}s")
+          f"{med([a['fit'] - a['to_fit_end'] for _, _, a in rows]):.3f}s")
+    print(f"median ratio archfuse/plain, epoch, process CPU time: {med([a['cpu'] / c for _, c, a in rows]):.3f}")
     for key in ("batches", "epoch", "to_fit_end", "fit"):
-        print(f"median ratio archfuse/plain [{key}]: {med([a[key] / p for p, a in rows]):.3f}")
+        print(f"median ratio archfuse/plain, {key:<10} wall time: {med([a[key] / p for p, _, a in rows]):.3f}")
 
 
 def run_breakdown(args, out: Path) -> None:
@@ -264,22 +269,22 @@ def run_breakdown(args, out: Path) -> None:
         config, dm, init = setups[v]
         archfuse_epoch(config, dm, init, out / v / "warmup", variant=v)
     plain_epoch(dm0, setups[variants[0]][2])
-    ratios = {v: {"batches": [], "epoch": []} for v in variants}
+    ratios = {v: {"wall": [], "cpu": []} for v in variants}
     for r in range(args.rounds):
         order = variants if r % 2 == 0 else variants[::-1]
         for v in order:
             config, dm, init = setups[v]
             if r % 2 == 0:
-                p = plain_epoch(dm, init)
+                p, pc = plain_epoch(dm, init)
                 a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
             else:
                 a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
-                p = plain_epoch(dm, init)
-            ratios[v]["batches"].append(a["batches"] / p)
-            ratios[v]["epoch"].append(a["epoch"] / p)
-        print(f"round {r}: " + "  ".join(f"{v} {ratios[v]['epoch'][-1]:.3f}" for v in variants))
+                p, pc = plain_epoch(dm, init)
+            ratios[v]["wall"].append(a["epoch"] / p)
+            ratios[v]["cpu"].append(a["cpu"] / pc)
+        print(f"round {r} (cpu ratio): " + "  ".join(f"{v} {ratios[v]['cpu'][-1]:.3f}" for v in variants))
         sys.stdout.flush()
-    print("median ratio archfuse/plain per variant (batches window / whole epoch window):")
+    print("median ratio archfuse/plain per variant, epoch window (process CPU time / wall time):")
     descr = {
         "full": "archfuse as it is",
         "no_acc": "training_step without the train accuracy metric",
@@ -287,11 +292,11 @@ def run_breakdown(args, out: Path) -> None:
         "bare": "training_step without metric and without step logging",
         "acc_update": "proposed: train_acc.update(logits.detach()) + log detached loss",
         "no_logger": "logger=null (no TensorBoard)",
-        "no_ckpt": "callbacks.model_checkpoint=null (no last.ckpt at epoch end)",
+        "no_ckpt": "callbacks.model_checkpoint=null",
     }
     for v in variants:
-        b, e = statistics.median(ratios[v]["batches"]), statistics.median(ratios[v]["epoch"])
-        print(f"  {v:<11} {b:.3f} / {e:.3f}   {descr.get(v, '')}")
+        c, w = statistics.median(ratios[v]["cpu"]), statistics.median(ratios[v]["wall"])
+        print(f"  {v:<11} cpu {c:.3f}  wall {w:.3f}   {descr.get(v, '')}")
 
 
 def run_profile(args, out: Path) -> None:
