@@ -56,10 +56,16 @@ class FirstStep:
 
             def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
                 _stamp("first_step")
+                if _PROFILER is not None:  # --profile: the driver below runs the CLI under cProfile
+                    _PROFILER.disable()
+                    _PROFILER.dump_stats(os.environ["ARCHFUSE_BENCH_PROFILE"])
                 sys.stdout.flush()
                 os._exit(0)
 
         return _FirstStep()
+
+
+_PROFILER = None
 
 
 def _stamp(name: str) -> None:
@@ -147,11 +153,65 @@ def importtime_breakdown(out_dir: str, cmd: list[str], label: str) -> None:
             print(f"  {k:<20} {v:7.3f}s                      {cum}")
 
 
+PROFILE_DRIVER = """
+import cProfile, sys
+import bench.startup as b
+b._PROFILER = cProfile.Profile()
+sys.argv = ["archfuse-train", *sys.argv[1:]]
+b._PROFILER.enable()
+import archfuse.train
+archfuse.train.main()
+"""
+
+PROFILE_GROUPS = [  # (label, file suffix, function): inclusive time from cProfile
+    ("imports (all, inclusive; some inside the calls below)", "<frozen importlib._bootstrap>", "_find_and_load"),
+    ("archfuse.train._train (the task: import archfuse.run, then train)", "archfuse/train.py", "_train"),
+    ("archfuse.run.train (everything after composition)", "archfuse/run.py", "train"),
+    ("  validate: check_schemas", "archfuse/schema.py", "check_schemas"),
+    ("  validate: build_datamodule", "archfuse/validate.py", "build_datamodule"),
+    ("  validate: build_module (ClassifierModule, metrics)", "archfuse/validate.py", "build_module"),
+    ("  validate: check_forward", "archfuse/models/build.py", "check_forward"),
+    ("  validate: check_optimizer", "archfuse/validate.py", "check_optimizer"),
+    ("  build_trainer", "archfuse/training.py", "build_trainer"),
+    ("  trainer.fit (to the first step)", "trainer/trainer.py", "fit"),
+    ("    data: load_arrays (load_digits, interpolate, split)", "archfuse/data/digits.py", "load_arrays"),
+    ("    sanity check (2 validation batches)", "trainer/trainer.py", "_run_sanity_check"),
+    ("    logger: log hyperparameters", "loggers/tensorboard.py", "log_hyperparams"),
+]
+
+
+def profile_startup(out_dir: str, threads: int | None) -> None:
+    import pstats
+
+    prof_path = str(Path(out_dir) / "startup.prof")
+    cmd = [sys.executable, "-c", PROFILE_DRIVER, *RUN_OVERRIDES, f"paths.output_dir={out_dir}",
+           "+callbacks.first_step._target_=bench.startup.FirstStep"]
+    if threads:
+        cmd.append(f"trainer.num_threads={threads}")
+    env = child_env()
+    env["ARCHFUSE_BENCH_PROFILE"] = prof_path
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out_dir)
+    if not Path(prof_path).exists():
+        raise SystemExit(f"profile not written (rc {out.returncode}):\n{out.stderr[-3000:]}")
+    stamps = {m.group(1): float(m.group(2)) - t0 for m in re.finditer(rf"{STAMP} (\w+) ([\d.]+)", out.stdout)}
+    stats = pstats.Stats(prof_path)
+    print(f"\ncProfile of the start-up (first step at {stamps['first_step']:.2f}s under the profiler, "
+          f"which slows Python-heavy parts):")
+    for label, suffix, func in PROFILE_GROUPS:
+        hits = [(ct, nc) for (f, _, fn), (cc, nc, tt, ct, _) in stats.stats.items()
+                if fn == func and f.replace("\\", "/").endswith(suffix)]
+        if hits:
+            ct = max(h[0] for h in hits) if suffix.startswith("<frozen") else sum(h[0] for h in hits)
+            print(f"  {ct:7.3f}s  {label}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="trainer.num_threads for the run (default: unset)")
     ap.add_argument("--importtime", action="store_true", help="also print the import-time breakdown")
+    ap.add_argument("--profile", action="store_true", help="also cProfile one start-up by phase")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="archfuse-startup-") as tmp:
         time_help()  # warm the file-system cache
@@ -192,6 +252,8 @@ def main() -> None:
                                        "from archfuse.train import main; main()"],
                                  "archfuse-train --help")
             importtime_breakdown(tmp, run_cmd(tmp, ["-X", "importtime"]), "a run up to its first training step")
+        if args.profile:
+            profile_startup(tmp, args.threads)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
 
     m, c = payload["metrics"], payload.get("cost") or {}
     table = Table(title="archfuse run", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # long run directories wrap instead of being cut
     rows = [("val/acc_best", f"{m.get('val/acc_best', float('nan')):.4f}"),
             ("test/acc", f"{m.get('test/acc', float('nan')):.4f}")]
     if "cv" in payload:
