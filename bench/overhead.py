@@ -108,7 +108,7 @@ def module_class(variant: str):
     return Variant
 
 
-VARIANT_OVERRIDES = {"no_logger": ["logger=null"], "no_ckpt": ["callbacks.model_checkpoint=null"]}
+VARIANT_OVERRIDES = {"no_logger": ["~logger"], "no_ckpt": ["callbacks.model_checkpoint=null"]}
 
 
 # -- the two sides ------------------------------------------------------------------------------
@@ -254,7 +254,9 @@ def run_ratio(args, out: Path) -> None:
           f"{med([a['fit'] - a['to_fit_end'] for _, _, a in rows]):.3f}s")
     print(f"median ratio archfuse/plain, epoch, process CPU time: {med([a['cpu'] / c for _, c, a in rows]):.3f}")
     for key in ("batches", "epoch", "to_fit_end", "fit"):
-        print(f"median ratio archfuse/plain, {key:<10} wall time: {med([a[key] / p for p, _, a in rows]):.3f}")
+        rs = [a[key] / p for p, _, a in rows]
+        q = statistics.quantiles(rs, n=4) if len(rs) >= 2 else [rs[0], rs[0], rs[0]]
+        print(f"median ratio archfuse/plain, {key:<10} wall time: {med(rs):.3f} (quartiles {q[0]:.3f}-{q[2]:.3f})")
 
 
 def run_breakdown(args, out: Path) -> None:
@@ -291,12 +293,71 @@ def run_breakdown(args, out: Path) -> None:
         "no_steplog": "training_step without self.log('train/loss') every step",
         "bare": "training_step without metric and without step logging",
         "acc_update": "proposed: train_acc.update(logits.detach()) + log detached loss",
-        "no_logger": "logger=null (no TensorBoard)",
+        "no_logger": "~logger (no TensorBoard logger)",
         "no_ckpt": "callbacks.model_checkpoint=null",
     }
     for v in variants:
         c, w = statistics.median(ratios[v]["cpu"]), statistics.median(ratios[v]["wall"])
         print(f"  {v:<11} cpu {c:.3f}  wall {w:.3f}   {descr.get(v, '')}")
+
+
+class ComputeTimer:
+    """Wraps the compute both sides share (model forward, cross-entropy, backward, Adam's update, zero_grad,
+    batch indexing) with perf_counter; epoch time minus this is the framework's own time, a figure far
+    less exposed to the machine's noise than a ratio of two whole epochs."""
+
+    def __init__(self):
+        import torch.optim.adam as adam_mod
+
+        from archfuse.data.batches import TensorBatches
+        from archfuse.models.seed000 import Seed000
+
+        self.total = 0.0
+        targets = [(Seed000, "forward"), (F, "cross_entropy"), (torch.autograd, "backward"), (adam_mod, "adam"),
+                   (torch.optim.Optimizer, "zero_grad"), (TensorBatches, "__getitem__")]
+        for owner, name in targets:
+            setattr(owner, name, self._wrap(getattr(owner, name)))
+
+    def _wrap(self, fn):
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.total += time.perf_counter() - t0
+        return timed
+
+
+def run_accounting(args, out: Path) -> None:
+    config, dm, init = setup(args, str(out))
+    timer = ComputeTimer()
+    archfuse_epoch(config, dm, init, out / "warmup")
+    plain_epoch(dm, init)
+    rows = []
+    for r in range(args.rounds):
+        sides = ["plain", "archfuse"] if r % 2 == 0 else ["archfuse", "plain"]
+        res = {}
+        for side in sides:
+            timer.total = 0.0
+            if side == "plain":
+                wall = plain_epoch(dm, init)[0]
+            else:
+                wall = archfuse_epoch(config, dm, init, out / f"round{r}")["epoch"]
+            res[side] = (wall, timer.total)
+        (pw, pc), (aw, ac) = res["plain"], res["archfuse"]
+        rows.append((pw, pc, aw, ac))
+        print(f"round {r}: plain epoch {pw:.3f}s (compute {pc:.3f}s, rest {1e3 * (pw - pc):.1f} ms) | archfuse epoch "
+              f"{aw:.3f}s (compute {ac:.3f}s, framework {1e3 * (aw - ac):.1f} ms)")
+        sys.stdout.flush()
+    med = statistics.median
+    steps = len(dm.train_dataloader())
+    ovh_a, ovh_p = med([aw - ac for _, _, aw, ac in rows]), med([pw - pc for pw, pc, _, _ in rows])
+    comp = med([pc for _, pc, _, _ in rows])
+    print(f"median time outside the shared compute: archfuse {1e3 * ovh_a:.1f} ms/epoch "
+          f"({1e3 * ovh_a / steps:.2f} ms/step), plain loop {1e3 * ovh_p:.1f} ms/epoch; "
+          f"median compute {comp:.3f}s/epoch")
+    print(f"overhead-accounting ratio (compute + archfuse rest) / (compute + plain rest): "
+          f"{(comp + ovh_a) / (comp + ovh_p):.3f}")
 
 
 def run_profile(args, out: Path) -> None:
@@ -350,6 +411,8 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="ratios of archfuse variants (toggles)")
     ap.add_argument("--variants", default="full,no_acc,no_steplog,bare,no_logger")
     ap.add_argument("--profile", action="store_true", help="cProfile one archfuse epoch")
+    ap.add_argument("--accounting", action="store_true",
+                    help="time the shared compute on both sides; report the framework's own ms per epoch")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -359,6 +422,8 @@ def main() -> None:
         out = Path(tmp)
         if args.profile:
             run_profile(args, out)
+        elif args.accounting:
+            run_accounting(args, out)
         elif args.breakdown:
             run_breakdown(args, out)
         else:

@@ -89,10 +89,18 @@ def time_help() -> float:
     return dt
 
 
-def time_bare_python() -> float:
+def time_python(code: str = "pass") -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), capture_output=True)
     return time.perf_counter() - t0
+
+
+FLOORS = {  # what the imports alone cost, outside archfuse
+    # os._exit: the archfuse run ends that way too, so interpreter tear-down is left out of both.
+    "python -c pass": "import os; os._exit(0)",
+    "import torch": "import torch, os; os._exit(0)",
+    "import lightning.pytorch (pulls torchmetrics, torchvision, scipy)": "import lightning.pytorch, os; os._exit(0)",
+}
 
 
 def run_cmd(out_dir: str, extra: list[str] = ()) -> list[str]:
@@ -100,8 +108,8 @@ def run_cmd(out_dir: str, extra: list[str] = ()) -> list[str]:
             "+callbacks.first_step._target_=bench.startup.FirstStep"]
 
 
-def time_first_step(out_dir: str, threads: int | None) -> dict[str, float]:
-    cmd = run_cmd(out_dir)
+def time_first_step(out_dir: str, threads: int | None, variant: list[str] = ()) -> dict[str, float]:
+    cmd = run_cmd(out_dir) + list(variant)
     if threads:
         cmd.append(f"trainer.num_threads={threads}")
     t0 = time.time()
@@ -121,36 +129,50 @@ PACKAGES = ["torch", "lightning", "lightning_fabric", "lightning_utilities", "to
             "rich", "yaml", "archfuse", "fsspec", "packaging", "sympy", "PIL", "google", "pandas"]
 
 
-def parse_importtime(stderr: str) -> tuple[dict[str, float], dict[str, float], float]:
-    """Self time per package (every module counted once, in its own package) and the cumulative
-    time of each package's top-level import at the place it was first imported."""
-    self_us: dict[str, float] = {}
-    first_cum: dict[str, float] = {}
-    total = 0.0
+def parse_importtime(stderr: str) -> tuple[dict[str, float], dict[str, tuple[float, list[str]]], float]:
+    """Self time per package (every module counted once, in its own package), and for each package
+    the cumulative time of its first import with the chain of modules that pulled it in."""
+    rows = []
     for line in stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
-        if not m:
-            continue
-        self_t, cum_t, name = int(m.group(1)), int(m.group(2)), m.group(4)
-        total += self_t
+        if m:
+            rows.append((int(m.group(1)), int(m.group(2)), len(m.group(3)) // 2, m.group(4)))
+    self_us: dict[str, float] = {}
+    for self_t, _, _, name in rows:
         top = name.split(".")[0]
         key = top if top in PACKAGES else "other"
         self_us[key] = self_us.get(key, 0.0) + self_t
-        if name == top and top in PACKAGES:
-            first_cum[top] = max(first_cum.get(top, 0.0), cum_t)
-    return ({k: v / 1e6 for k, v in self_us.items()}, {k: v / 1e6 for k, v in first_cum.items()}, total / 1e6)
+    first: dict[str, tuple[float, list[str]]] = {}
+    for i, (_, cum_t, level, name) in enumerate(rows):  # children are printed before their parent
+        top = name.split(".")[0]
+        if top in PACKAGES and top not in first:
+            chain, lvl = [], level
+            for _, _, lv, nm in rows[i + 1:]:
+                if lv < lvl:
+                    chain.append(nm)
+                    lvl = lv
+                    if lv == 0:
+                        break
+            first[top] = (cum_t / 1e6, [name, *chain])
+    return {k: v / 1e6 for k, v in self_us.items()}, first, sum(r[0] for r in rows) / 1e6
 
 
 def importtime_breakdown(out_dir: str, cmd: list[str], label: str) -> None:
     out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=out_dir)
-    self_s, cum_s, total = parse_importtime(out.stderr)
+    self_s, first, total = parse_importtime(out.stderr)
     print(f"\nimport time of {label} (python -X importtime; the tracing itself adds some time): "
           f"{total:.2f}s of imports in all")
-    print("  package              self time (its own modules)   cumulative at first import")
+    print("  self time of each package's own modules:")
     for k, v in sorted(self_s.items(), key=lambda kv: -kv[1]):
-        if v >= 0.005:
-            cum = f"{cum_s[k]:.3f}s" if k in cum_s else "-"
-            print(f"  {k:<20} {v:7.3f}s                      {cum}")
+        if v >= 0.01:
+            print(f"    {k:<14} {v:6.3f}s")
+    print("  first imported by (cumulative time of that import, the chain from the module up):")
+    for k in ("torch", "lightning", "torchmetrics", "torchvision", "scipy", "sympy", "matplotlib", "sklearn",
+              "tensorboard", "hydra"):
+        if k in first:
+            cum, chain = first[k]
+            shown = chain if len(chain) <= 6 else chain[:3] + ["..."] + chain[-3:]
+            print(f"    {k:<14} {cum:6.3f}s  {' <- '.join(shown)}")
 
 
 PROFILE_DRIVER = """
@@ -212,25 +234,38 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="trainer.num_threads for the run (default: unset)")
     ap.add_argument("--importtime", action="store_true", help="also print the import-time breakdown")
     ap.add_argument("--profile", action="store_true", help="also cProfile one start-up by phase")
+    ap.add_argument("--variant", nargs="*", default=[],
+                    help="extra overrides for a second run timed alternately, e.g. trainer.num_sanity_val_steps=0")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="archfuse-startup-") as tmp:
         time_help()  # warm the file-system cache
         time_first_step(tmp, args.threads)
-        bare, helps, runs = [], [], []
-        for r in range(args.repeats):  # alternated, so load changes fall on all three alike
-            bare.append(time_bare_python())
+        floors, helps, runs, vruns = {k: [] for k in FLOORS}, [], [], []
+        for r in range(args.repeats):  # alternated, so load changes fall on all of them alike
+            for k, code in FLOORS.items():
+                floors[k].append(time_python(code))
             helps.append(time_help())
             runs.append(time_first_step(tmp, args.threads))
+            if args.variant:
+                vruns.append(time_first_step(tmp, args.threads, args.variant))
             s = runs[-1]
-            print(f"repeat {r}: python -c pass {bare[-1]:.3f}s | --help {helps[-1]:.3f}s | first step "
+            v = f" | variant first step {vruns[-1]['first_step']:.3f}s" if args.variant else ""
+            print(f"repeat {r}: import lightning.pytorch {floors[list(FLOORS)[-1]][-1]:.3f}s | --help "
+                  f"{helps[-1]:.3f}s | first step "
                   f"{s['first_step']:.3f}s (trainer built {s['trainer_build']:.2f}s, fit start "
                   f"{s['fit_start']:.2f}s, sanity check {s['sanity_start']:.2f}-{s['sanity_end']:.2f}s, "
-                  f"train start {s['train_start']:.2f}s)", flush=True)
+                  f"train start {s['train_start']:.2f}s){v}", flush=True)
         med = statistics.median
-        print(f"\nmedian of {args.repeats}: python -c pass {med(bare):.3f}s")
+        print()
+        for k in FLOORS:
+            print(f"median of {args.repeats}: {k} {med(floors[k]):.3f}s")
         print(f"median of {args.repeats}: archfuse-train --help {med(helps):.3f}s (goal <= 1.0s)")
         print(f"median of {args.repeats}: archfuse-train to first training step {med([s['first_step'] for s in runs]):.3f}s"
               f" (goal <= 4.5s)")
+        if args.variant:
+            print(f"median of {args.repeats}: with {' '.join(args.variant)}: first training step "
+                  f"{med([s['first_step'] for s in vruns]):.3f}s; median paired difference "
+                  f"{med([a['first_step'] - b['first_step'] for a, b in zip(runs, vruns)]):+.3f}s")
         keys = ["trainer_build", "fit_start", "sanity_start", "sanity_end", "train_start", "first_step"]
         m = {k: med([s[k] for s in runs]) for k in keys}
         print("median phases of the run (seconds from command start):")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -65,9 +66,14 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """One finished fast run shared by tests that only read its results."""
+def trained(tmp_path_factory) -> SimpleNamespace:
+    """One finished fast run (quiet, config tree printed) shared by tests that only read its results."""
     cwd = tmp_path_factory.mktemp("trained")
-    run_cli(cwd, *FAST, "model=seed003")
+    proc = run_cli(cwd, *FAST, "model=seed003", "print_config=true")
     (run_dir,) = run_dirs(cwd)
-    return run_dir
+    return SimpleNamespace(dir=run_dir, stdout=proc.stdout, stderr=proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def trained_run(trained) -> Path:
+    return trained.dir

@@ -27,19 +27,14 @@ def test_bad_config_is_one_clear_error(workdir, overrides, message):
 
 
 def test_bad_checkpoints_are_named(workdir, trained_run):
-    best = trained_run / "checkpoints" / "best.ckpt"
     truncated = workdir / "truncated.ckpt"
-    truncated.write_bytes(best.read_bytes()[:5000])
-    text = workdir / "notes.ckpt"
-    text.write_text("not a checkpoint")
-    for entry, key in (("archfuse.eval", "ckpt"), ("archfuse.train", "ckpt_path")):
-        for path in (truncated, text):
-            proc = run_cli(workdir, f"{key}={path}", "quiet=true", entry=entry, check=False)
-            assert proc.returncode == 2
-            assert f"{key}: {path} is not a readable checkpoint" in proc.stderr
-            assert "Traceback" not in proc.stderr
-        proc = run_cli(workdir, f"{key}={workdir / 'missing.ckpt'}", entry=entry, check=False)
-        assert proc.returncode == 2 and f"{key}: {workdir / 'missing.ckpt'} does not exist" in proc.stderr
+    truncated.write_bytes((trained_run / "checkpoints" / "best.ckpt").read_bytes()[:5000])
+    proc = run_cli(workdir, f"ckpt={truncated}", "quiet=true", entry="archfuse.eval", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ckpt: {truncated} is not a readable checkpoint (truncated" in proc.stderr
+    proc = run_cli(workdir, f"ckpt_path={workdir / 'missing.ckpt'}", "quiet=true", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ckpt_path: {workdir / 'missing.ckpt'} does not exist" in proc.stderr
 
 
 def test_resume_from_another_architecture_is_refused(workdir, trained_run):
