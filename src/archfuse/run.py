@@ -1,6 +1,5 @@
 """One training run: validate, fit, apply the recipe, test the best checkpoint, report."""
 
-import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,31 +52,33 @@ def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = 
     run_dir = Path(config["paths"]["run_dir"])
     quiet_lightning(bool(config.get("quiet")))
     try:
-        parts = validate(config)
-    except ConfigError:
+        summary = _fit_run(config, choices, run_dir)
+    except ConfigError:  # bad input, found before training (or, for sizes only known then, at data loading)
         if is_rank_zero:
             discard_run_dir(run_dir)
         raise
-    try:
-        folds = (config.get("cv") or {}).get("folds") or 0
-        if folds:
-            from archfuse.cv import cross_validate
-
-            summary = cross_validate(config, folds, run_dir, choices)
-        else:
-            result = fit_and_test(config, parts.datamodule, parts.module, run_dir, choices)
-            summary = {"metrics": result["metrics"], "cost": result.get("cost"), "recipe": result["recipe"],
-                       "best_checkpoint": result["best_checkpoint"]}
-            if not result["is_global_zero"]:
-                return float(result["metrics"].get("val/acc_best", 0.0))
     finally:
         end_job()
-    if summary is None:  # a non-zero rank of a cross-validated DDP run
+    if summary is None:  # a non-zero DDP rank: rank 0 reports
         return 0.0
     payload = {"config": config, "choices": choices, **summary, "versions": versions(), "status": "ok"}
     write_json_atomic(run_dir / "summary.json", payload)
     print_summary(payload, run_dir)  # printed in quiet mode too: it is the run's one line of result
     return float(summary["metrics"].get("val/acc_best", 0.0))
+
+
+def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path) -> dict[str, Any] | None:
+    parts = validate(config)
+    folds = (config.get("cv") or {}).get("folds") or 0
+    if folds:
+        from archfuse.cv import cross_validate
+
+        return cross_validate(config, folds, run_dir, choices)
+    result = fit_and_test(config, parts.datamodule, parts.module, run_dir, choices)
+    if not result["is_global_zero"]:
+        return None
+    return {"metrics": result["metrics"], "cost": result["cost"], "recipe": result["recipe"],
+            "best_checkpoint": result["best_checkpoint"]}
 
 
 def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
