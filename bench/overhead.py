@@ -26,6 +26,8 @@ The plain side times its epoch: permutation, index batches, forward, loss, backw
     python bench/overhead.py --data random --samples 6000
     python bench/overhead.py --breakdown             # toggles: what the overhead is made of
     python bench/overhead.py --profile               # cProfile of one archfuse epoch
+    python bench/overhead.py --accounting --variants full,no_acc,no_steplog,bare
+        # time the shared compute on both sides: the framework's own ms per epoch, per variant
 """
 
 import argparse
@@ -329,35 +331,40 @@ class ComputeTimer:
 
 
 def run_accounting(args, out: Path) -> None:
-    config, dm, init = setup(args, str(out))
+    variants = args.variants.split(",") if args.variants_given else ["full"]
+    setups = {v: setup(args, str(out / v), VARIANT_OVERRIDES.get(v, [])) for v in variants}
+    config, dm, init = setups[variants[0]]
     timer = ComputeTimer()
-    archfuse_epoch(config, dm, init, out / "warmup")
+    for v in variants:
+        archfuse_epoch(*setups[v][:2], setups[v][2], out / v / "warmup", variant=v)
     plain_epoch(dm, init)
-    rows = []
+    rest = {v: [] for v in ["plain", *variants]}
+    comp = []
     for r in range(args.rounds):
-        sides = ["plain", "archfuse"] if r % 2 == 0 else ["archfuse", "plain"]
-        res = {}
+        sides = ["plain", *variants] if r % 2 == 0 else [*variants[::-1], "plain"]
+        line = []
         for side in sides:
             timer.total = 0.0
             if side == "plain":
                 wall = plain_epoch(dm, init)[0]
+                comp.append(timer.total)
             else:
-                wall = archfuse_epoch(config, dm, init, out / f"round{r}")["epoch"]
-            res[side] = (wall, timer.total)
-        (pw, pc), (aw, ac) = res["plain"], res["archfuse"]
-        rows.append((pw, pc, aw, ac))
-        print(f"round {r}: plain epoch {pw:.3f}s (compute {pc:.3f}s, rest {1e3 * (pw - pc):.1f} ms) | archfuse epoch "
-              f"{aw:.3f}s (compute {ac:.3f}s, framework {1e3 * (aw - ac):.1f} ms)")
+                c, d, i = setups[side]
+                wall = archfuse_epoch(c, d, i, out / side / f"round{r}", variant=side)["epoch"]
+            rest[side].append(wall - timer.total)
+            line.append(f"{side} {1e3 * rest[side][-1]:.1f}")
+        print(f"round {r}: ms/epoch outside the shared compute: " + "  ".join(line))
         sys.stdout.flush()
     med = statistics.median
     steps = len(dm.train_dataloader())
-    ovh_a, ovh_p = med([aw - ac for _, _, aw, ac in rows]), med([pw - pc for pw, pc, _, _ in rows])
-    comp = med([pc for _, pc, _, _ in rows])
-    print(f"median time outside the shared compute: archfuse {1e3 * ovh_a:.1f} ms/epoch "
-          f"({1e3 * ovh_a / steps:.2f} ms/step), plain loop {1e3 * ovh_p:.1f} ms/epoch; "
-          f"median compute {comp:.3f}s/epoch")
-    print(f"overhead-accounting ratio (compute + archfuse rest) / (compute + plain rest): "
-          f"{(comp + ovh_a) / (comp + ovh_p):.3f}")
+    c = med(comp)
+    print(f"median compute (forward, loss, backward, Adam update, zero_grad, indexing) {c:.3f}s/epoch, {steps} steps")
+    p = med(rest["plain"])
+    print(f"  plain loop   {1e3 * p:6.1f} ms/epoch outside the compute (Adam state set-up, loop, permutation)")
+    for v in variants:
+        a = med(rest[v])
+        print(f"  {v:<12} {1e3 * a:6.1f} ms/epoch outside the compute; {1e3 * (a - p) / steps:5.2f} ms/step more than "
+              f"the plain loop; accounting ratio (compute + rest) / (compute + plain rest) {(c + a) / (c + p):.3f}")
 
 
 def run_profile(args, out: Path) -> None:
@@ -415,6 +422,7 @@ def main() -> None:
                     help="time the shared compute on both sides; report the framework's own ms per epoch")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
+    args.variants_given = any(a.startswith("--variants") for a in sys.argv[1:])
     torch.set_num_threads(args.threads)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     quiet_warnings()
