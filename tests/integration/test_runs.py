@@ -102,3 +102,13 @@ def test_ddp_inside_multirun_gives_one_directory_per_job(workdir):
     widths = sorted(summary(r)["config"]["model"]["width"] for r in runs)
     assert widths == [4, 8]
     assert all(summary(r)["metrics"]["test/samples"] == 360 for r in runs)
+
+
+def test_cross_validation_inside_multirun(workdir):
+    run_cli(workdir, "-m", *FAST, "cv.folds=2", "model=seed003", "seed=1,2")
+    runs = run_dirs(workdir)
+    assert [summary(r)["config"]["seed"] for r in runs] == [1, 2]
+    for r in runs:
+        cv = summary(r)["cv"]
+        assert [f["fold"] for f in cv["folds"]] == [0, 1]
+        assert (r / "fold_0" / "checkpoints" / "best.ckpt").is_file() and (r / "fold_1").is_dir()
