@@ -10,7 +10,7 @@ from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, versions, write_json_atomic
 from archfuse.training import build_trainer, quiet_lightning
-from archfuse.validate import build_datamodule, build_module, validate
+from archfuse.validate import validate
 
 
 def fit_and_test(config: dict[str, Any], datamodule, module, log_dir: Path, choices: dict[str, str],

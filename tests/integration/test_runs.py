@@ -1,6 +1,5 @@
 """Whole runs through the real CLI: artefacts, resume after a kill, eval, DDP on CPU, multirun."""
 
-import json
 import signal
 import subprocess
 import sys

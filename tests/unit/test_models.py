@@ -1,7 +1,6 @@
 """Model output shapes for every data shape, the seed models' documented sizes, the plug-in contract."""
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
