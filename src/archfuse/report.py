@@ -73,6 +73,20 @@ def log_confusion_matrix(tb_logger: Any, matrix: Any, step: int, tag: str = "tes
     tb_logger.experiment.flush()
 
 
+def print_config_tree(cfg: Any) -> None:
+    """The composed config as a tree of groups, each as resolved YAML (``print_config=true``)."""
+    from omegaconf import DictConfig, OmegaConf
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config")
+    for key, node in cfg.items():
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        tree.add(str(key)).add(Syntax(text, "yaml"))
+    Console().print(tree)
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

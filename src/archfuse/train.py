@@ -18,24 +18,14 @@ def is_rank_zero() -> bool:
     return all(os.environ.get(v, "0") == "0" for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
-def print_config_tree(cfg: DictConfig) -> None:
-    from rich.console import Console
-    from rich.syntax import Syntax
-    from rich.tree import Tree
-
-    tree = Tree("config")
-    for key, node in cfg.items():
-        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
-        tree.add(str(key)).add(Syntax(text, "yaml"))
-    Console().print(tree)
-
-
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _train(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
     if cfg.get("print_config") and is_rank_zero():
+        from archfuse.report import print_config_tree
+
         print_config_tree(cfg)
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
