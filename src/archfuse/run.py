@@ -32,6 +32,7 @@ def fit_and_test(config: dict[str, Any], datamodule, module, log_dir: Path, choi
     if trainer.is_global_zero:
         c = config["cost"]
         result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+        result["confusion_matrix"] = module.confusion_matrix.tolist()
         if trainer.logger is not None:
             step = trainer.global_step
             log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
@@ -78,7 +79,7 @@ def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path) -> 
     if not result["is_global_zero"]:
         return None
     return {"metrics": result["metrics"], "cost": result["cost"], "recipe": result["recipe"],
-            "best_checkpoint": result["best_checkpoint"]}
+            "best_checkpoint": result["best_checkpoint"], "confusion_matrix": result["confusion_matrix"]}
 
 
 def print_summary(payload: dict[str, Any], run_dir: Path) -> None:

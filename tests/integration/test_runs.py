@@ -20,6 +20,9 @@ def test_a_run_leaves_config_checkpoints_events_and_summary(trained_run):
     assert s["cost"]["macs"] > s["cost"]["params"] and s["cost"]["latency_ms"] > 0
     assert s["cost"]["size_bytes"] == 4 * s["cost"]["params"]
     assert s["config"]["model"]["_target_"] == "archfuse.models.seed003.Seed003"
+    matrix = torch.tensor(s["confusion_matrix"])  # test split: rows true, columns predicted
+    assert matrix.shape == (10, 10) and matrix.sum() == 360
+    assert matrix.trace().item() / 360 == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)
     assert s["versions"]["torch"] == torch.__version__.split("+")[0]
     assert (trained_run / ".hydra" / "config.yaml").is_file()
     assert {p.name for p in (trained_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
