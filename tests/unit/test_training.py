@@ -1,0 +1,88 @@
+"""Trainer, callbacks, optimizer/scheduler and cost options have the effect they promise."""
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import OmegaConf
+
+from archfuse.cost import measure_cost
+from archfuse.data.digits import DigitsDataModule
+from archfuse.models.build import build_model
+from archfuse.training import build_trainer
+from archfuse.validate import validate
+from conftest import compose_train
+
+
+def config_of(overrides, tmp_path):
+    return OmegaConf.to_container(compose_train(overrides, tmp_path), resolve=True)
+
+
+def test_trainer_threads_logger_and_checkpoints(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        trainer = build_trainer(config_of(["trainer.num_threads=1", "trainer.max_epochs=3"], tmp_path), tmp_path / "r")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert trainer.max_epochs == 3
+    assert trainer.logger.log_dir.rstrip("/") == str(tmp_path / "r")  # events directly in the run directory
+    (ckpt,) = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert (ckpt.dirpath, ckpt.monitor, ckpt.mode, ckpt.save_last) == (str(tmp_path / "r" / "checkpoints"),
+                                                                      "val/acc", "max", True)
+
+
+def test_early_stopping_option_adds_the_callback(tmp_path):
+    trainer = build_trainer(config_of(["callbacks=early_stopping"], tmp_path), tmp_path / "r")
+    (stop,) = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert (stop.monitor, stop.patience) == ("val/acc", 3)
+    plain = build_trainer(config_of([], tmp_path), tmp_path / "r2")
+    assert not [c for c in plain.callbacks if isinstance(c, EarlyStopping)]
+
+
+def test_quiet_mode_turns_off_progress_bar_and_summary(tmp_path):
+    trainer = build_trainer(config_of([], tmp_path), tmp_path / "r", quiet=True)
+    assert trainer.progress_bar_callback is None
+    assert not any(type(c).__name__ == "ModelSummary" for c in trainer.callbacks)
+
+
+def test_optimizer_and_scheduler_come_from_config(tmp_path):
+    config = config_of(["optimizer._target_=torch.optim.SGD", "optimizer.lr=0.05", "+optimizer.momentum=0.9",
+                        "+scheduler._target_=torch.optim.lr_scheduler.StepLR", "+scheduler._partial_=true",
+                        "+scheduler.step_size=2", "model=mlp"], tmp_path)
+    module = validate(config).module
+    out = module.configure_optimizers()
+    optimizer, scheduler = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
+    assert optimizer.param_groups[0]["lr"] == 0.05
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR) and scheduler.step_size == 2
+    assert isinstance(validate(config_of(["model=mlp"], tmp_path)).module.configure_optimizers(), torch.optim.Adam)
+
+
+def test_cost_counts_params_macs_and_uses_the_latency_batch_size():
+    net = build_model({"_target_": "archfuse.models.mlp.MLP", "hidden_sizes": [16]}, 1, 10, (8, 8))
+    cost = measure_cost(net, (1, 8, 8), batch_size=4, repeats=3, warmup=1)
+    assert cost["params"] == 64 * 16 + 16 + 16 * 10 + 10
+    assert cost["macs"] == 64 * 16 + 16 * 10
+    assert cost["size_bytes"] == 4 * cost["params"] and cost["latency_batch_size"] == 4
+    assert net.training  # measuring leaves the network as it found it
+
+
+def test_convnet_head_width_zero_leaves_out_the_hidden_layer():
+    net = build_model({"_target_": "archfuse.models.convnet.ConvNet", "width": 4, "depth": 2, "head_width": 0},
+                      1, 10, (28, 28))
+    linears = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 1 and linears[0].in_features == 8 * 7 * 7
+
+
+def test_worker_processes_deliver_the_same_batches():
+    def batches(workers):
+        dm = DigitsDataModule(batch_size=200, num_workers=workers, val_fraction=0.15)
+        return [(x.sum().item(), y.tolist()) for x, y in dm.val_dataloader()]
+
+    assert batches(1) == batches(0)
+
+
+def test_debug_options_shorten_the_run(tmp_path):
+    fast = compose_train(["debug=fast"], tmp_path)
+    assert (fast.trainer.max_epochs, fast.data.train_subset, fast.trainer.limit_val_batches) == (1, 256, 2)
+    overfit = compose_train(["debug=overfit"], tmp_path)
+    assert (overfit.trainer.overfit_batches, overfit.trainer.max_epochs) == (2, 20)
