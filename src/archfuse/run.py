@@ -21,13 +21,11 @@ def fit_and_test(config: dict[str, Any], datamodule, module, log_dir: Path, choi
     trainer.fit(module, datamodule=datamodule, ckpt_path=config.get("ckpt_path"), weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     recipe_report = build(config["recipe"], "recipe").after_fit(module, datamodule, trainer.fit)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # A recipe that changed the network is tested as it now is; otherwise the best checkpoint is.
-    ckpt = None if recipe_report or trainer.checkpoint_callback is None else "best"
-    if ckpt == "best" and not trainer.checkpoint_callback.best_model_path:
-        ckpt = None
+    ckpt = "best" if best and not recipe_report else None
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=not quiet)
     metrics.update({k: float(v) for k, v in tested[0].items()})
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     result: dict[str, Any] = {"metrics": metrics, "recipe": recipe_report, "best_checkpoint": best or None}
     if trainer.is_global_zero:
         c = config["cost"]
