@@ -6,7 +6,9 @@ overrides, pointed at the job's run directory, writing nothing of its own there 
 files). After the job the process group is torn down so the next job of a sweep starts fresh ranks.
 """
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,7 +16,10 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from archfuse.errors import RunFailed
+
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_PARENT_PID = "ARCHFUSE_RANK0_PID"
 
 
 def child_command(local_rank: int) -> list[str]:
@@ -44,7 +49,7 @@ class JobLauncher(_SubprocessScriptLauncher):
                           LOCAL_RANK=str(env.local_rank()), WORLD_SIZE=str(self.num_processes * self.num_nodes))
         cwd = HydraConfig.get().runtime.cwd
         for local_rank in range(1, self.num_processes):
-            child_env = {**os.environ, "LOCAL_RANK": str(local_rank)}
+            child_env = {**os.environ, "LOCAL_RANK": str(local_rank), _PARENT_PID: str(os.getpid())}
             self.procs.append(subprocess.Popen(child_command(local_rank), env=child_env, cwd=cwd))
         JobLauncher.spawned.append(self)
 
@@ -57,15 +62,38 @@ class ArchfuseDDPStrategy(DDPStrategy):
             super()._configure_launcher()
 
 
-def end_job() -> None:
-    """After a job: wait for the ranks this process started, then clear the DDP state for the next job."""
-    if not JobLauncher.spawned:
+def follow_parent() -> None:
+    """In a rank started by JobLauncher: die with the process that started it.
+
+    Without this a rank whose rank 0 died waits in a collective for half an hour (and holds the
+    terminal's or a caller's output pipe open all that time).
+    """
+    parent = os.environ.pop(_PARENT_PID, None)
+    if parent is None or not sys.platform.startswith("linux"):
         return
-    for launcher in JobLauncher.spawned:
-        for proc in launcher.procs:
-            proc.wait()
-    JobLauncher.spawned.clear()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def end_job() -> None:
+    """After a job, on every rank: tear down the process group, then (rank 0) wait for the ranks it started.
+
+    Every rank destroys its process group before it exits; a rank that exits with gloo's threads still
+    running can abort in C++ teardown. The started processes are removed from Lightning's list in place,
+    which ends Lightning's watcher thread for this job: left running, it would kill the next job of a sweep
+    on a late poll.
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    failed = []
+    for launcher in JobLauncher.spawned:
+        for rank, proc in enumerate(launcher.procs, start=1):
+            if proc.wait() != 0:
+                failed.append(f"local rank {rank} exited with code {proc.returncode}")
+        launcher.procs.clear()
+    JobLauncher.spawned.clear()
     for key in _DDP_ENV:
         os.environ.pop(key, None)
+    if failed:
+        raise RunFailed("DDP job failed: " + "; ".join(failed) + " (its output is above)")

@@ -1,9 +1,14 @@
-"""The one error type users see for bad input: it names the key or path and what to do."""
+"""The errors users see without a traceback: bad input (names the key or path and what to do) and a
+failed process of a multi-process run."""
 
 
 class ConfigError(ValueError):
-    """Bad input caught before any expensive work; printed without a traceback."""
+    """Bad input caught before any expensive work; printed without a traceback, exit code 2."""
 
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"{key}: {message}" if key else message)
+
+
+class RunFailed(RuntimeError):
+    """A process of the run (a DDP rank) failed; its own output says why. Exit code 1."""

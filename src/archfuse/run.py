@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from archfuse.cost import measure_cost
-from archfuse.ddp import end_job
+from archfuse.ddp import end_job, follow_parent
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, versions, write_json_atomic
@@ -48,6 +48,7 @@ def discard_run_dir(run_dir: Path) -> None:
 
 def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = True) -> float:
     """The whole run. Returns the objective a sweeper maximises: validation accuracy (mean over folds)."""
+    follow_parent()
     run_dir = Path(config["paths"]["run_dir"])
     quiet_lightning(bool(config.get("quiet")))
     try:

@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from archfuse.config_dir import config_dir, run_name
-from archfuse.errors import ConfigError
+from archfuse.errors import ConfigError, RunFailed
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
@@ -35,6 +35,9 @@ def _train(cfg: DictConfig) -> float:
     except ConfigError as err:
         print(f"archfuse-train: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RunFailed as err:
+        print(f"archfuse-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:
