@@ -18,7 +18,8 @@ FAST = ["debug=fast", "quiet=true"]
 
 def cli_env(threads: int = 1) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
-    env.pop("LOCAL_RANK", None)
+    for key in [k for k in env if k.startswith(("SLURM_", "TORCHELASTIC_"))] + ["RANK", "LOCAL_RANK", "NODE_RANK"]:
+        env.pop(key, None)  # the tests' processes are launched here, not by an outer launcher
     return env
 
 
@@ -47,7 +48,7 @@ def compose_train(overrides: list[str], tmp_path: Path):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    import archfuse.train  # noqa: F401  (registers the run_name resolver)
+    import archfuse.train  # noqa: F401  (registers the resolvers of the run directory)
     from archfuse.config_dir import config_dir
 
     GlobalHydra.instance().clear()

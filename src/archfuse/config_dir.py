@@ -1,5 +1,8 @@
-"""Where the Hydra configs live: inside the installed package, or in the source tree."""
+"""Where the Hydra configs live (inside the installed package, or in the source tree), and the resolvers
+that name a run's directory."""
 
+import os
+from datetime import datetime
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,3 +24,42 @@ def run_name(override_dirname: str) -> str:
     name = override_dirname.replace("/", "-").replace(",", "_")
     name = "".join(c for c in name if c.isalnum() or c in "._-+")
     return name[:120].rstrip("+-_.") or "default"
+
+
+def global_rank() -> int:
+    """Zero exactly in the process that writes a run's files: global rank 0 of a torchrun or srun launch,
+    or the process a user started (archfuse's own DDP ranks carry LOCAL_RANK and NODE_RANK)."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return int(os.environ.get("NODE_RANK", "0") or 0) + int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+def launch_stamp(time_format: str) -> str:
+    """What starts a run directory's name: an id that every process of one launch shares.
+
+    Processes started by torchrun or srun compose their configs independently, a moment apart, and
+    possibly on several nodes; a timestamp would give each its own directory. The launcher's id does not:
+    the job and step ids of a multi-task SLURM step, or torchrun's rendezvous id (``--rdzv-id``;
+    ``--standalone`` makes one up). Otherwise, the time.
+    """
+    env = os.environ
+    if env.get("SLURM_JOB_ID") and env.get("SLURM_STEP_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}"
+    run_id = env.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id != "none":
+        return "torchrun-" + run_name(run_id)[:36]
+    return datetime.now().strftime(time_format)
+
+
+def on_rank_zero(value, otherwise=None):
+    """``value`` in the process that writes the run's files (global rank 0), ``otherwise`` elsewhere."""
+    return value if global_rank() == 0 else otherwise
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("launch_stamp", launch_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("on_rank_zero", on_rank_zero, replace=True)

@@ -22,15 +22,14 @@ _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE
 _PARENT_PID = "ARCHFUSE_RANK0_PID"
 
 
-def child_command(local_rank: int) -> list[str]:
-    """The command line that re-runs the current Hydra job as ``local_rank``."""
+def child_command() -> list[str]:
+    """The command line that re-runs the current Hydra job in its run directory (the rank comes from the
+    environment; conf/hydra keeps the other ranks from writing files there)."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir.replace("'", r"\'")
-    return [sys.executable, "-m", "archfuse.train", *hc.overrides.task,
-            f"hydra.run.dir='{run_dir}'", "hydra.output_subdir=null", "hydra/job_logging=stdout",
-            f"hydra.job.name=rank_{local_rank}"]
+    return [sys.executable, "-m", "archfuse.train", *hc.overrides.task, f"hydra.run.dir='{run_dir}'"]
 
 
 class JobLauncher(_SubprocessScriptLauncher):
@@ -50,7 +49,7 @@ class JobLauncher(_SubprocessScriptLauncher):
         cwd = HydraConfig.get().runtime.cwd
         for local_rank in range(1, self.num_processes):
             child_env = {**os.environ, "LOCAL_RANK": str(local_rank), _PARENT_PID: str(os.getpid())}
-            self.procs.append(subprocess.Popen(child_command(local_rank), env=child_env, cwd=cwd))
+            self.procs.append(subprocess.Popen(child_command(), env=child_env, cwd=cwd))
         JobLauncher.spawned.append(self)
 
 

@@ -6,16 +6,10 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.config_dir import config_dir, run_name
+from archfuse.config_dir import config_dir, global_rank, register_resolvers
 from archfuse.errors import ConfigError, RunFailed
 
-OmegaConf.register_new_resolver("run_name", run_name, replace=True)
-
-
-def is_rank_zero() -> bool:
-    import os
-
-    return all(os.environ.get(v, "0") == "0" for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
@@ -23,7 +17,7 @@ def _train(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
-    if cfg.get("print_config") and is_rank_zero():
+    if cfg.get("print_config") and global_rank() == 0:
         from archfuse.report import print_config_tree
 
         print_config_tree(cfg)
@@ -31,7 +25,7 @@ def _train(cfg: DictConfig) -> float:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         from archfuse.run import train
 
-        return train(config, choices, is_rank_zero())
+        return train(config, choices, global_rank() == 0)
     except ConfigError as err:
         print(f"archfuse-train: error: {err}", file=sys.stderr)
         sys.exit(2)

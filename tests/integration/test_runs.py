@@ -1,6 +1,7 @@
 """Whole runs through the real CLI: artefacts, resume after a kill, eval, DDP on CPU, multirun."""
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def test_ddp_on_two_cpu_processes_covers_each_sample_once(workdir):
     assert len(list((workdir / "outputs" / "runs").iterdir())) == 1  # one directory for both ranks
     s = summary(run_dir)
     assert s["metrics"]["test/samples"] == 360  # the whole test split, each sample once
-    assert not list(run_dir.glob("rank_*"))  # rank 1 wrote no files of its own
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log"]  # rank 1 wrote no files of its own
     # Rank-synced test accuracy equals a single-process evaluation of the same checkpoint.
     proc = run_cli(workdir, f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", "quiet=true", entry="archfuse.eval")
     acc = float(next(l for l in proc.stdout.splitlines() if l.startswith("test/acc:")).split(": ")[1])
@@ -104,6 +105,22 @@ def test_ddp_inside_multirun_gives_one_directory_per_job(workdir):
     widths = sorted(summary(r)["config"]["model"]["width"] for r in runs)
     assert widths == [4, 8]
     assert all(summary(r)["metrics"]["test/samples"] == 360 for r in runs)
+
+
+def test_torchrun_ranks_share_one_run_directory(workdir):
+    """torchrun starts both ranks itself (as on each node of the README's multi-node command); each composes
+    its config, and both pick the directory named after the rendezvous id."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                "--node-rank", "0", "--master-addr", "127.0.0.1", "--master-port", str(port), "--rdzv-id", "wide_net_1", "-m", "archfuse.train", *FAST, "trainer=ddp_cpu", "model=seed003"]
+    proc = subprocess.run(torchrun, cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (workdir / "outputs" / "runs").iterdir()
+    assert run_dir.name == "torchrun-wide_net_1_debug-fast+model-seed003+trainer-ddp_cpu"
+    assert summary(run_dir)["metrics"]["test/samples"] == 360
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log"] and (run_dir / ".hydra").is_dir()
 
 
 def test_cross_validation_inside_multirun(workdir):

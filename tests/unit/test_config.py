@@ -69,3 +69,52 @@ def test_ddp_cpu_trainer_is_two_gloo_processes(tmp_path):
 ])
 def test_run_names_are_readable_and_safe(overrides, expected):
     assert run_name(overrides) == expected
+
+
+LAUNCH_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_NTASKS",
+               "TORCHELASTIC_RUN_ID")
+
+
+@pytest.mark.parametrize("env, stamp, rank", [
+    ({}, "2026", 0),
+    ({"SLURM_JOB_ID": "812", "SLURM_STEP_ID": "3", "SLURM_NTASKS": "8", "SLURM_PROCID": "5"}, "slurm-812.3", 5),
+    ({"SLURM_JOB_ID": "812", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, "2026", 0),  # one task
+    ({"TORCHELASTIC_RUN_ID": "wide net/1", "RANK": "1", "LOCAL_RANK": "1"}, "torchrun-widenet-1", 1),
+    ({"TORCHELASTIC_RUN_ID": "none", "RANK": "0"}, "2026", 0),  # torchrun without --rdzv-id
+    ({"LOCAL_RANK": "1"}, "2026", 1),  # a rank archfuse started itself
+    ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, "2026", 1),
+])
+def test_launch_stamp_is_shared_by_the_ranks_of_one_launch(monkeypatch, env, stamp, rank):
+    from archfuse.config_dir import global_rank, launch_stamp, on_rank_zero
+
+    for var in LAUNCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert launch_stamp("%Y").startswith(stamp)
+    assert global_rank() == rank
+    assert on_rank_zero(".hydra") == (".hydra" if rank == 0 else None)
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_only_rank_zero_writes_hydra_files_and_log(monkeypatch, tmp_path, rank):
+    for var in LAUNCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", rank)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    import archfuse.train  # noqa: F401
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    log_file = cfg.hydra.job_logging.handlers.file.filename
+    if rank == "0":
+        assert cfg.hydra.output_subdir == ".hydra" and log_file == f"{tmp_path}/{cfg.hydra.job.name}.log"
+    else:
+        assert cfg.hydra.output_subdir is None and log_file == "/dev/null"
