@@ -11,10 +11,14 @@ from archfuse.errors import ConfigError, RunFailed
 
 register_resolvers()
 
+# Jobs of this sweep that stopped with a ConfigError or RunFailed: (job label, message, exit code).
+_failed_jobs: list[tuple[str, str, int]] = []
+
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _train(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
     if cfg.get("print_config") and global_rank() == 0:
@@ -26,16 +30,26 @@ def _train(cfg: DictConfig) -> float:
         from archfuse.run import train
 
         return train(config, choices, global_rank() == 0)
-    except ConfigError as err:
-        print(f"archfuse-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except RunFailed as err:
-        print(f"archfuse-train: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    except (ConfigError, RunFailed) as err:
+        code = 2 if isinstance(err, ConfigError) else 1
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            print(f"archfuse-train: error: {err}", file=sys.stderr)
+            sys.exit(code)
+        # In a sweep one bad combination must not stop the others: report it now and again at the end.
+        label = f"#{hc.job.num} {hc.job.override_dirname or '(no overrides)'}"
+        print(f"archfuse-train: job {label} failed: {err}", file=sys.stderr)
+        _failed_jobs.append((label, str(err), code))
+        return float("nan")
 
 
 def main() -> None:
     _train()
+    if _failed_jobs:
+        print(f"archfuse-train: error: {len(_failed_jobs)} job(s) of the sweep failed:", file=sys.stderr)
+        for label, message, _ in _failed_jobs:
+            print(f"  {label}: {message}", file=sys.stderr)
+        sys.exit(max(code for *_, code in _failed_jobs))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import cli_env, run_cli
+from conftest import cli_env, run_cli, run_dirs, summary
 
 CASES = [
     (["model=convnet", "model.width=-3"], "model.width: must be a positive int, got -3"),
@@ -24,6 +24,20 @@ def test_bad_config_is_one_clear_error(workdir, overrides, message):
     # The run directory Hydra opened is removed: nothing looks like a run.
     runs = workdir / "outputs" / "runs"
     assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_bad_job_in_a_sweep_fails_alone(workdir):
+    """The other jobs of the sweep run; the bad one leaves no directory; the sweep ends with exit code 2."""
+    proc = run_cli(workdir, "-m", "debug=fast", "quiet=true", "model=mlp", "model.hidden_sizes=[16]",
+                   "trainer.max_epochs=1", "model.activation=relu,swish,tanh", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "error: 1 job(s) of the sweep failed:\n  #1 " in proc.stderr
+    assert "model.activation: unknown activation 'swish'" in proc.stderr
+    runs = run_dirs(workdir)
+    assert [summary(r)["config"]["model"]["activation"] for r in runs] == ["relu", "tanh"]
+    (sweep,) = (workdir / "outputs" / "multiruns").iterdir()
+    assert sorted(p.name[0] for p in sweep.iterdir() if p.is_dir()) == ["0", "2"]
 
 
 def test_bad_checkpoints_are_named(workdir, trained_run):
