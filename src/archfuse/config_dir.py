@@ -27,12 +27,17 @@ def run_name(override_dirname: str) -> str:
 
 
 def global_rank() -> int:
-    """Zero exactly in the process that writes a run's files: global rank 0 of a torchrun or srun launch,
-    or the process a user started (archfuse's own DDP ranks carry LOCAL_RANK and NODE_RANK)."""
-    for var in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return int(os.environ.get("NODE_RANK", "0") or 0) + int(os.environ.get("LOCAL_RANK", "0") or 0)
+    """Zero exactly in the process that writes a run's files.
+
+    torchrun sets RANK; archfuse's own DDP ranks (and Lightning's) carry LOCAL_RANK and NODE_RANK; srun
+    sets SLURM_PROCID. The last counts only when the others are absent: inside a one-task SLURM job the
+    ranks archfuse starts inherit SLURM_PROCID=0.
+    """
+    env = os.environ
+    if env.get("RANK", "").isdigit():
+        return int(env["RANK"])
+    own = int(env.get("NODE_RANK", "0") or 0) + int(env.get("LOCAL_RANK", "0") or 0)
+    return own or int(env.get("SLURM_PROCID", "0") or 0)
 
 
 def launch_stamp(time_format: str) -> str:

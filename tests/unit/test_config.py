@@ -82,6 +82,7 @@ LAUNCH_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_JOB_ID"
     ({"TORCHELASTIC_RUN_ID": "wide net/1", "RANK": "1", "LOCAL_RANK": "1"}, "torchrun-widenet-1", 1),
     ({"TORCHELASTIC_RUN_ID": "none", "RANK": "0"}, "2026", 0),  # torchrun without --rdzv-id
     ({"LOCAL_RANK": "1"}, "2026", 1),  # a rank archfuse started itself
+    ({"LOCAL_RANK": "1", "SLURM_JOB_ID": "812", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, "2026", 1),  # ... in SLURM
     ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, "2026", 1),
 ])
 def test_launch_stamp_is_shared_by_the_ranks_of_one_launch(monkeypatch, env, stamp, rank):
