@@ -75,24 +75,28 @@ def follow_parent() -> None:
         os._exit(1)
 
 
-def end_job() -> None:
-    """After a job, on every rank: tear down the process group, then (rank 0) wait for the ranks it started.
+def end_job(failed: bool = False) -> None:
+    """After a job, on every rank: tear down the process group, then (rank 0) end the ranks it started.
 
-    Every rank destroys its process group before it exits; a rank that exits with gloo's threads still
-    running can abort in C++ teardown. The started processes are removed from Lightning's list in place,
-    which ends Lightning's watcher thread for this job: left running, it would kill the next job of a sweep
-    on a late poll.
+    After a good job rank 0 waits for them and raises RunFailed if one failed. After a failed job
+    (``failed``) it kills them: they may be waiting in a collective for rank 0, and the error to report is
+    rank 0's own. Every rank destroys its process group before it exits (a rank that exits with gloo's
+    threads still running can abort in C++ teardown); rank 0 does so once its ranks have ended. The started processes are removed from Lightning's
+    list in place, which ends Lightning's watcher thread for this job: left running, it would kill the next
+    job of a sweep on a late poll.
     """
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    failed = []
+    bad_ranks = []
     for launcher in JobLauncher.spawned:
         for rank, proc in enumerate(launcher.procs, start=1):
+            if failed:
+                proc.kill()
             if proc.wait() != 0:
-                failed.append(f"local rank {rank} exited with code {proc.returncode}")
+                bad_ranks.append(f"local rank {rank} exited with code {proc.returncode}")
         launcher.procs.clear()
     JobLauncher.spawned.clear()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     for key in _DDP_ENV:
         os.environ.pop(key, None)
-    if failed:
-        raise RunFailed("DDP job failed: " + "; ".join(failed) + " (its output is above)")
+    if bad_ranks and not failed:
+        raise RunFailed("DDP job failed: " + "; ".join(bad_ranks) + " (its output is above)")

@@ -53,12 +53,13 @@ def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = 
     quiet_lightning(bool(config.get("quiet")))
     try:
         summary = _fit_run(config, choices, run_dir)
-    except ConfigError:  # bad input, found before training (or, for sizes only known then, at data loading)
-        if is_rank_zero:
+    except BaseException as err:
+        # bad input, found before training (or, for sizes only known then, at data loading)
+        if isinstance(err, ConfigError) and is_rank_zero:
             discard_run_dir(run_dir)
+        end_job(failed=True)  # this error is the one to report, not the other ranks' reaction to it
         raise
-    finally:
-        end_job()
+    end_job()
     if summary is None:  # a non-zero DDP rank: rank 0 reports
         return 0.0
     payload = {"config": config, "choices": choices, **summary, "versions": versions(), "status": "ok"}

@@ -37,6 +37,17 @@ def test_end_job_clears_the_environment_and_passes_when_ranks_succeed():
     assert "MASTER_PORT" not in os.environ and "WORLD_SIZE" not in os.environ
 
 
+def test_failed_job_kills_the_ranks_it_started_and_keeps_its_own_error():
+    launcher = ddp.JobLauncher(LightningEnvironment(), num_processes=2, num_nodes=1)
+    waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # blocked in a collective
+    launcher.procs.append(waiting)
+    ddp.JobLauncher.spawned.append(launcher)
+    start = time.monotonic()
+    ddp.end_job(failed=True)  # no RunFailed: rank 0's own error is the one raised
+    assert waiting.returncode == -signal.SIGKILL and time.monotonic() - start < 30
+    assert ddp.JobLauncher.spawned == [] and launcher.procs == []
+
+
 def test_finished_job_stops_lightnings_watcher():
     """Left watching, Lightning's observer SIGKILLs the main process (by then running the next job of a
     sweep) on its next poll after a rank of this job ended badly. end_job empties the list it watches."""
