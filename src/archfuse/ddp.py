@@ -76,27 +76,33 @@ def follow_parent() -> None:
 
 
 def end_job(failed: bool = False) -> None:
-    """After a job, on every rank: tear down the process group, then (rank 0) end the ranks it started.
+    """After a job, on every rank: (rank 0) end the ranks it started, then tear down the process group.
 
-    After a good job rank 0 waits for them and raises RunFailed if one failed. After a failed job
-    (``failed``) it kills them: they may be waiting in a collective for rank 0, and the error to report is
-    rank 0's own. Every rank destroys its process group before it exits (a rank that exits with gloo's
-    threads still running can abort in C++ teardown); rank 0 does so once its ranks have ended. The started processes are removed from Lightning's
-    list in place, which ends Lightning's watcher thread for this job: left running, it would kill the next
-    job of a sweep on a late poll.
+    After a good job rank 0 waits for its ranks and raises RunFailed if one failed. After a failed job
+    (``failed``) it kills those still running, since they may be waiting in a collective for rank 0; the
+    error to report is rank 0's own, next to a line naming any rank that had failed first (rank 0's
+    error is then often only the news of it: "connection closed by peer").
+
+    Every rank destroys its process group before it exits: a rank that exits with gloo's threads still
+    running can abort in C++ teardown. The started processes are removed from Lightning's list in place,
+    which ends Lightning's watcher thread for this job; left running, it would kill the next job of a
+    sweep on a late poll.
     """
     bad_ranks = []
     for launcher in JobLauncher.spawned:
         for rank, proc in enumerate(launcher.procs, start=1):
-            if failed:
+            if failed and proc.poll() is None:
                 proc.kill()
-            if proc.wait() != 0:
+            elif proc.wait() != 0 and not (failed and proc.returncode == -signal.SIGKILL):  # killed by rank 0
                 bad_ranks.append(f"local rank {rank} exited with code {proc.returncode}")
+            proc.wait()
         launcher.procs.clear()
     JobLauncher.spawned.clear()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     for key in _DDP_ENV:
         os.environ.pop(key, None)
-    if bad_ranks and not failed:
+    if bad_ranks and failed:
+        print("archfuse-train: DDP " + "; ".join(bad_ranks) + " (its output is above)", file=sys.stderr)
+    elif bad_ranks:
         raise RunFailed("DDP job failed: " + "; ".join(bad_ranks) + " (its output is above)")

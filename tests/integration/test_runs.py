@@ -107,6 +107,37 @@ def test_ddp_inside_multirun_gives_one_directory_per_job(workdir):
     assert all(summary(r)["metrics"]["test/samples"] == 360 for r in runs)
 
 
+CRASHING_NET = """
+import os
+
+import torch
+from torch import nn
+
+
+class CrashingNet(nn.Module):
+    def __init__(self, in_channels, num_classes, input_size):
+        super().__init__()
+        self.fc = nn.Linear(in_channels * input_size[0] * input_size[1], num_classes)
+        self.steps = 0
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.steps += 1
+            if self.steps == 2 and os.environ.get("LOCAL_RANK") == "1":
+                os._exit(3)  # rank 1 dies in its second training step
+        return self.fc(x.flatten(1))
+"""
+
+
+def test_ddp_rank_crash_ends_the_run_and_is_named(workdir):
+    (workdir / "crashing_net.py").write_text(CRASHING_NET)  # a user's own module, importable from the cwd
+    proc = run_cli(workdir, *FAST, "trainer=ddp_cpu", "model._target_=crashing_net.CrashingNet", check=False,
+                   timeout=240)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "archfuse-train: DDP local rank 1 exited with code 3 (its output is above)" in proc.stderr
+    assert run_dirs(workdir) == []  # nothing marked as a good run
+
+
 def test_torchrun_ranks_share_one_run_directory(workdir):
     """torchrun starts both ranks itself (as on each node of the README's multi-node command); each composes
     its config, and both pick the directory named after the rendezvous id."""
