@@ -4,6 +4,7 @@ from torch import Tensor, nn
 
 from archfuse.errors import ConfigError
 from archfuse.models.activations import make_activation
+from archfuse.models.mlp import dense_layers
 from archfuse.models.shapes import check_positive
 
 
@@ -57,17 +58,9 @@ class ConvNet(nn.Module):
             channels = out
         self.features = nn.Sequential(*blocks)
         h, w = input_size[0] >> depth, input_size[1] >> depth
-        head: list[nn.Module] = [nn.Flatten()]
-        if dropout:
-            head.append(nn.Dropout(dropout))
-        features = channels * h * w
-        if head_width:
-            head += [nn.Linear(features, head_width), make_activation(activation)]
-            if dropout:
-                head.append(nn.Dropout(dropout))
-            features = head_width
-        head.append(nn.Linear(features, num_classes))
-        self.classifier = nn.Sequential(*head)
+        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)] if dropout else [nn.Flatten()]
+        hidden = [head_width] if head_width else []
+        self.classifier = nn.Sequential(*head, *dense_layers(channels * h * w, hidden, num_classes, activation, dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))

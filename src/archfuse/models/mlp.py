@@ -9,6 +9,18 @@ from archfuse.models.activations import make_activation
 from archfuse.models.shapes import check_positive
 
 
+def dense_layers(features: int, hidden_sizes: Sequence[int], num_classes: int, activation: str,
+                 dropout: float) -> list[nn.Module]:
+    """Linear -> activation [-> dropout] for each hidden size, then the linear classifier."""
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(features, size), make_activation(activation)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        features = size
+    return [*layers, nn.Linear(features, num_classes)]
+
+
 class MLP(nn.Module):
     def __init__(
         self,
@@ -24,15 +36,8 @@ class MLP(nn.Module):
             check_positive(f"model.hidden_sizes[{i}]", size)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
-        layers: list[nn.Module] = [nn.Flatten()]
         features = in_channels * input_size[0] * input_size[1]
-        for size in hidden_sizes:
-            layers += [nn.Linear(features, size), make_activation(activation)]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            features = size
-        layers.append(nn.Linear(features, num_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(nn.Flatten(), *dense_layers(features, hidden_sizes, num_classes, activation, dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
