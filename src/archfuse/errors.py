@@ -12,3 +12,8 @@ class ConfigError(ValueError):
 
 class RunFailed(RuntimeError):
     """A process of the run (a DDP rank) failed; its own output says why. Exit code 1."""
+
+
+class RunPruned(RuntimeError):
+    """A sweep's pruner stopped the run early (its trial looked worse than others at the same epoch).
+    The run's summary.json says ``"status": "pruned"``; a sweeper records the trial as pruned."""

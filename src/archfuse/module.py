@@ -12,7 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from archfuse.instantiate import build
 from archfuse.models.build import build_model
-from archfuse.training import fit_epoch
+from archfuse.randomness import epoch_seed, fit_epoch
 
 
 def build_network(config: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -52,7 +52,7 @@ class ClassifierModule(LightningModule):
     def on_train_epoch_start(self) -> None:
         # Randomness (dropout) drawn from (seed, epoch, rank): a resumed run repeats an uninterrupted one.
         epoch = fit_epoch(self.trainer)
-        torch.manual_seed(int(self.config.get("seed") or 0) + 7919 * epoch + 104729 * self.global_rank)
+        torch.manual_seed(epoch_seed(self.config.get("seed") or 0, epoch, self.global_rank))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch

@@ -8,6 +8,7 @@ from archfuse.cost import measure_cost
 from archfuse.ddp import end_job, follow_parent
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
+from archfuse.objective import objective_result
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, versions, write_json_atomic
 from archfuse.training import build_trainer, quiet_lightning
 from archfuse.validate import validate
@@ -47,7 +48,7 @@ def discard_run_dir(run_dir: Path) -> None:
 
 
 def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = True) -> float:
-    """The whole run. Returns the objective a sweeper maximises: validation accuracy (mean over folds)."""
+    """The whole run. Returns its objective (config key ``objective``; the mean over folds under cv)."""
     follow_parent()
     run_dir = Path(config["paths"]["run_dir"])
     quiet_lightning(bool(config.get("quiet")))
@@ -61,11 +62,11 @@ def train(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = 
         raise
     end_job()
     if summary is None:  # a non-zero DDP rank: rank 0 reports
-        return 0.0
+        return float("nan")
     payload = {"config": config, "choices": choices, **summary, "versions": versions(), "status": "ok"}
     write_json_atomic(run_dir / "summary.json", payload)
     print_summary(payload, run_dir)  # printed in quiet mode too: it is the run's one line of result
-    return float(summary["metrics"].get("val/acc_best", 0.0))
+    return objective_result(config, payload)
 
 
 def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path) -> dict[str, Any] | None:

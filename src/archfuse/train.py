@@ -6,7 +6,9 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.config_dir import config_dir, global_rank, register_resolvers
+from archfuse.config_dir import config_dir
+from archfuse.ranks import global_rank
+from archfuse.resolvers import register_resolvers
 from archfuse.errors import ConfigError, RunFailed
 
 register_resolvers()

@@ -14,13 +14,6 @@ from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 
 
-def fit_epoch(trainer: Trainer) -> int:
-    """The index of the training epoch under way. Unlike ``trainer.current_epoch``, this is already
-    right when a resumed run builds its first iterator (the checkpoint was written before the
-    epoch counted as completed), so shuffles and dropout seeds replay an uninterrupted run."""
-    return trainer.fit_loop.epoch_progress.current.processed
-
-
 def quiet_lightning(quiet: bool) -> None:
     """Quiet mode keeps Lightning's start-up chatter (device tables, tips) off the console."""
     # Raised inside Lightning at every step on recent torch releases; nothing a user can act on.

@@ -10,6 +10,7 @@ from archfuse.data.datamodule import TensorDataModule
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 from archfuse.models.build import check_forward
+from archfuse.objective import check_objective
 from archfuse.module import ClassifierModule
 from archfuse.schema import check_schemas
 
@@ -61,6 +62,7 @@ def check_resume(path: str, module: ClassifierModule) -> None:
 def validate(config: dict[str, Any]) -> Parts:
     """Every error here names its key; nothing is downloaded, loaded or trained."""
     check_schemas(config)
+    check_objective(config)
     dm = build_datamodule(config)
     dm.check_available()
     module = build_module(config, dm)

@@ -86,7 +86,7 @@ LAUNCH_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_JOB_ID"
     ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, "2026", 1),
 ])
 def test_launch_stamp_is_shared_by_the_ranks_of_one_launch(monkeypatch, env, stamp, rank):
-    from archfuse.config_dir import global_rank, launch_stamp, on_rank_zero
+    from archfuse.ranks import global_rank, launch_stamp, on_rank_zero
 
     for var in LAUNCH_VARS:
         monkeypatch.delenv(var, raising=False)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from archfuse.data.batches import IndexBatchSampler, TensorBatches
 from archfuse.errors import ConfigError
-from archfuse.training import fit_epoch
+from archfuse.randomness import fit_epoch
 
 
 @dataclass

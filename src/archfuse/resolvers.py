@@ -1,0 +1,12 @@
+"""The OmegaConf resolvers the configs use to name and place a run's files."""
+
+from omegaconf import OmegaConf
+
+from archfuse.config_dir import run_name
+from archfuse.ranks import launch_stamp, on_rank_zero
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("launch_stamp", launch_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("on_rank_zero", on_rank_zero, replace=True)
