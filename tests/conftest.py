@@ -60,6 +60,15 @@ def compose_train(overrides: list[str], tmp_path: Path):
     return cfg
 
 
+def model_config(name: str, **overrides) -> dict:
+    """conf/model/<name>.yaml (the one place a model's option values are written down) with overrides."""
+    from omegaconf import OmegaConf
+
+    from archfuse.config_dir import config_dir
+
+    return {**OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "model" / f"{name}.yaml")), **overrides}
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: runs land in its outputs/."""

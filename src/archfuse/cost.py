@@ -13,9 +13,12 @@ def count_params(net: nn.Module) -> int:
 
 
 def size_bytes(net: nn.Module) -> int:
-    """Bytes of parameters and buffers: what the weights take in memory and on disk."""
-    tensors = list(net.parameters()) + list(net.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
+    """Bytes of every tensor the network holds: parameters, buffers, and tensors kept as plain attributes
+    (the packed int8 weights and scales of a converted graph module). Each tensor is counted once."""
+    tensors = {id(t): t for t in (*net.parameters(), *net.buffers())}
+    for module in net.modules():
+        tensors.update({id(v): v for v in vars(module).values() if isinstance(v, torch.Tensor)})
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def count_macs(net: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -41,7 +44,9 @@ def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size:
 
 def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1, repeats: int = 30,
                  warmup: int = 5) -> dict[str, float]:
+    """Parameters, MACs and bytes, and the median CPU latency; the network is left where and as it was."""
     was_training = net.training
+    device = next(iter(net.parameters()), torch.empty(0)).device
     net = net.eval().cpu()
     try:
         return {
@@ -52,4 +57,4 @@ def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int =
             "latency_batch_size": batch_size,
         }
     finally:
-        net.train(was_training)
+        net.to(device).train(was_training)

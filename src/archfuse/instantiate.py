@@ -3,9 +3,21 @@
 from typing import Any
 
 from hydra.errors import InstantiationException
+from hydra._internal.utils import _locate
 from hydra.utils import instantiate
 
 from archfuse.errors import ConfigError
+
+
+def locate(node: Any, key: str) -> Any:
+    """The class or function ``node['_target_']`` names; a ConfigError naming ``key`` if it cannot be imported."""
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise ConfigError(f"{key}._target_", "missing: choose an option of this config group or set _target_")
+    try:
+        return _locate(node["_target_"])
+    except Exception:
+        raise ConfigError(f"{key}._target_", f"cannot import {node['_target_']!r}; give the full dotted path of an "
+                          "importable class or function (package.module.Name)") from None
 
 
 def build(node: Any, key: str, **kwargs: Any) -> Any:

@@ -1,38 +1,45 @@
-"""The LightningModule every run trains: a classifier built from the composed config."""
+"""The LightningModule every run trains. It receives built objects (network, criterion, optimizer and
+scheduler factories, the recipe and ensemble strategy) and knows no config tree; the run config is
+only carried along, so that every checkpoint can rebuild its network and data module."""
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from archfuse.instantiate import build
-from archfuse.models.build import build_model
+from archfuse.ensembles.base import Ensemble
+from archfuse.ensembles.none import NoEnsemble
 from archfuse.randomness import epoch_seed, fit_epoch
+from archfuse.recipes.base import Recipe
 
-
-def build_network(config: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """The ensemble strategy assembles member models; the recipe may reshape the result."""
-    ensemble = build(config["ensemble"], "ensemble")
-    recipe = build(config["recipe"], "recipe")
-    c, h, w = input_shape
-    net = ensemble.build(lambda: build_model(config["model"], c, num_classes, (h, w)))
-    return recipe.prepare(net)
+# The key under which checkpoints carry how their network's structure came to be (build.build_network).
+RECORD_KEY = "archfuse"
 
 
 class ClassifierModule(LightningModule):
-    """Cross-entropy classifier. ``config`` is the whole composed run config as plain data, saved in
-    every checkpoint, so a checkpoint alone rebuilds the network and its data module."""
+    """Classifier trained with ``criterion`` (plus the recipe's loss terms); evaluated with plain
+    cross-entropy, so val/loss and test/loss compare across criteria."""
 
-    def __init__(self, config: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int):
+    def __init__(self, net: nn.Module, criterion: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., Any] | None = None, recipe: Recipe | None = None,
+                 ensemble: Ensemble | None = None, member_records: list | None = None, *,
+                 input_shape: tuple[int, ...], num_classes: int, seed: int = 0,
+                 config: dict[str, Any] | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.input_shape, self.num_classes = tuple(input_shape), num_classes
-        self.net = build_network(config, self.input_shape, num_classes)
+        self.save_hyperparameters({"config": config or {}, "input_shape": tuple(input_shape),
+                                   "num_classes": num_classes})
+        self.net, self.criterion = net, criterion
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.recipe = recipe or Recipe()
+        self.ensemble = ensemble or NoEnsemble()
+        self.member_records = member_records or [None]
+        self.input_shape, self.num_classes, self.seed = tuple(input_shape), num_classes, seed
+        self.lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
         acc = lambda: MulticlassAccuracy(num_classes=num_classes, average="micro")  # noqa: E731
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
@@ -48,19 +55,27 @@ class ClassifierModule(LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def structure_record(self) -> dict[str, Any]:
+        """What rebuilds this network's structure: saved members' records and the recipes' states."""
+        return {"members": self.member_records, "recipes": self.recipe.state(self.net)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RECORD_KEY] = self.structure_record()
+
     # -- training ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         # Randomness (dropout) drawn from (seed, epoch, rank): a resumed run repeats an uninterrupted one.
-        epoch = fit_epoch(self.trainer)
-        torch.manual_seed(epoch_seed(self.config.get("seed") or 0, epoch, self.global_rank))
+        torch.manual_seed(epoch_seed(self.seed, fit_epoch(self.trainer), self.global_rank))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        base, logits = self.ensemble.training_loss(self.net, x, y, self.criterion)
+        loss, terms = self.recipe.total_loss(base, logits, batch, self)
         self.train_acc(logits, y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        for name, term in terms.items():
+            self.log(f"train/loss_{name}", term, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     # -- validation and test: metric states are summed over ranks, then computed ---------------
@@ -98,9 +113,12 @@ class ClassifierModule(LightningModule):
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.config["optimizer"])(params=self.parameters())
-        if not self.config.get("scheduler"):
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.lr_override is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr_override
+        if self.scheduler_factory is None:
             return optimizer
-        scheduler = instantiate(self.config["scheduler"])(optimizer=optimizer)
+        scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"}}

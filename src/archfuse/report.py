@@ -107,3 +107,41 @@ def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fmt_step(report: dict[str, Any]) -> str:
+    before, after = report.get("before") or {}, report.get("after") or {}
+    parts = [f"test/acc {before.get('test/acc', float('nan')):.4f} -> {after.get('test/acc', float('nan')):.4f}"]
+    for key, label in (("params", "params"), ("macs", "MACs")):
+        if key in before and key in after:
+            parts.append(f"{label} {before[key]:,} -> {after[key]:,}")
+    if "size_bytes" in before and "size_bytes" in after:
+        parts.append(f"size {before['size_bytes'] / 1024:.1f} -> {after['size_bytes'] / 1024:.1f} KiB")
+    return ", ".join(parts)
+
+
+def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
+    """The run's result as a small table: accuracy, folds, each recipe step before -> after, cost."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m, c = payload["metrics"], payload.get("cost") or {}
+    table = Table(title="archfuse run", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # long run directories wrap instead of being cut
+    rows = [("val/acc_best", f"{m.get('val/acc_best', float('nan')):.4f}"),
+            ("test/acc", f"{m.get('test/acc', float('nan')):.4f}")]
+    if "cv" in payload:
+        cv = payload["cv"]
+        rows.append(("cv folds", f"{len(cv['folds'])}: val/acc_best {cv['mean']['val/acc_best']:.4f} "
+                                 f"± {cv['std']['val/acc_best']:.4f}"))
+    for i, step in enumerate(payload.get("recipe") or [], start=1):
+        rows.append((f"recipe {i}: {step['name']}", _fmt_step(step)))
+    if c:
+        rows += [("params", f"{c['params']:,}"), ("MACs", f"{c['macs']:,}"),
+                 ("size", f"{c['size_bytes'] / 1024:.1f} KiB"),
+                 ("latency", f"{c['latency_ms']:.3f} ms (batch {c['latency_batch_size']}, CPU)")]
+    rows.append(("run directory", str(run_dir)))
+    for key, value in rows:
+        table.add_row(key, value)
+    Console(width=120).print(table)

@@ -1,4 +1,4 @@
-"""archfuse-train: compose the config, then hand it to archfuse.run. Imports nothing heavy until
+"""archfuse-train: compose the config, then hand it to archfuse.run.job. Imports nothing heavy until
 the run starts, so ``--help`` answers at once."""
 
 import sys
@@ -29,9 +29,9 @@ def _train(cfg: DictConfig) -> float:
         print_config_tree(cfg)
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        from archfuse.run import train
+        from archfuse.run.job import run_job
 
-        return train(config, choices, global_rank() == 0)
+        return run_job(config, choices, global_rank() == 0)
     except (ConfigError, RunFailed) as err:
         code = 2 if isinstance(err, ConfigError) else 1
         hc = HydraConfig.get()

@@ -1,55 +1,74 @@
-"""Check a composed config by building everything that is cheap to build, before any data is loaded."""
+"""Check a composed config before any data is loaded or anything trained: every key against the
+signature of what it builds, the run's own keys, then the built parts (one forward pass, the optimizer
+on the real parameters, a checkpoint to start from). Each failure is a ConfigError naming its key."""
 
-from dataclasses import dataclass
 from typing import Any
 
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Trainer
 
+from archfuse.build import Parts, build_run
 from archfuse.checkpoint import read_checkpoint
-from archfuse.data.datamodule import TensorDataModule
 from archfuse.errors import ConfigError
-from archfuse.instantiate import build
+from archfuse.instantiate import locate
+from archfuse.models import DATA_SHAPE_ARGS
 from archfuse.models.build import check_forward
+from archfuse.module import RECORD_KEY
 from archfuse.objective import check_objective
-from archfuse.module import ClassifierModule
-from archfuse.schema import check_schemas
+from archfuse.options import check_options
+
+# The run's own nodes: their keys, each a non-negative integer (the values live in conf/train.yaml).
+RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup")}
+ARCHFUSE_TRAINER_KEYS = ("num_threads",)
 
 
-@dataclass
-class Parts:
-    datamodule: TensorDataModule
-    module: ClassifierModule
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        word = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(key, f"must be {word}, got {value!r}")
 
 
-def build_datamodule(config: dict[str, Any]) -> TensorDataModule:
-    dm = build(config["data"], "data")
-    if not isinstance(dm, TensorDataModule):
-        raise ConfigError("data._target_", f"{config['data']['_target_']} is not an archfuse TensorDataModule")
-    return dm
+def check_keys(config: dict[str, Any]) -> None:
+    """Misspelt keys and wrong types, group by group, before anything is built."""
+    data = config["data"]
+    if str(data.get("_target_", "")).startswith("archfuse."):  # a user's own data module checks itself
+        check_options(data, locate(data, "data"), "data")
+    model = config["model"]
+    if str(model.get("_target_", "")).startswith("archfuse."):
+        check_options(model, locate(model, "model"), "model", given_by_code=DATA_SHAPE_ARGS)
+    trainer = {k: v for k, v in config["trainer"].items() if k not in ARCHFUSE_TRAINER_KEYS}
+    check_options(trainer, Trainer, "trainer", given_by_code=("callbacks", "logger"))
+    if config["trainer"].get("num_threads") is not None:
+        _check_int("trainer.num_threads", config["trainer"]["num_threads"], 1)
+    _check_int("trainer.max_epochs", config["trainer"].get("max_epochs", 1), 1)
+    for node, keys in RUN_NODES.items():
+        for key, value in (config.get(node) or {}).items():
+            if key not in keys:
+                raise ConfigError(f"{node}.{key}", f"unknown key; {node} accepts: {', '.join(keys)}")
+            _check_int(f"{node}.{key}", value, 0)
+    folds = (config.get("cv") or {}).get("folds") or 0
+    if folds == 1:
+        raise ConfigError("cv.folds", f"must be 0 (no cross-validation) or at least 2, got {folds}")
+    if folds and config.get("ckpt_path"):
+        raise ConfigError("ckpt_path", "resuming is not supported together with cv.folds; resume a single run")
+    for name in ("batch_size", "repeats"):
+        _check_int(f"cost.{name}", (config.get("cost") or {}).get(name, 1), 1)
+    check_objective(config)
 
 
-def build_module(config: dict[str, Any], dm: TensorDataModule) -> ClassifierModule:
-    seed_everything(int(config.get("seed") or 0), workers=True, verbose=False)
-    return ClassifierModule(config, dm.input_shape, dm.num_classes)
-
-
-def check_optimizer(config: dict[str, Any], module: ClassifierModule) -> None:
-    """Build optimizer and scheduler once on the real parameters: bad values fail here, not at epoch 1."""
-    key = "optimizer"
+def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
+    """Optimizer and scheduler once on the real parameters: bad values fail here, not at epoch 1."""
+    module, key = parts.module, "optimizer"
     try:
-        optimizer = build(config["optimizer"], key)(params=module.parameters())
-        if config.get("scheduler"):
+        optimizer = module.optimizer_factory(params=[p for p in module.parameters() if p.requires_grad])
+        if module.scheduler_factory is not None:
             key = "scheduler"
-            build(config["scheduler"], key)(optimizer=optimizer)
+            module.scheduler_factory(optimizer=optimizer)
     except (TypeError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
         raise ConfigError(key, f"{config[key]['_target_']} rejected its arguments: {err}") from None
 
 
-def check_resume(path: str, module: ClassifierModule) -> None:
-    ckpt = read_checkpoint(path, "ckpt_path")
-    own = module.state_dict()
+def check_resume(path: str, parts: Parts, ckpt: dict[str, Any]) -> None:
+    own = parts.module.state_dict()
     for name, tensor in ckpt["state_dict"].items():
         if name in own and own[name].shape != tensor.shape:
             raise ConfigError("ckpt_path", f"{path} holds {name} of shape {tuple(tensor.shape)}, but this config "
@@ -60,14 +79,15 @@ def check_resume(path: str, module: ClassifierModule) -> None:
 
 
 def validate(config: dict[str, Any]) -> Parts:
-    """Every error here names its key; nothing is downloaded, loaded or trained."""
-    check_schemas(config)
-    check_objective(config)
-    dm = build_datamodule(config)
-    dm.check_available()
-    module = build_module(config, dm)
-    check_forward(module.net, dm.input_shape, dm.num_classes)
-    check_optimizer(config, module)
-    if config.get("ckpt_path"):
-        check_resume(config["ckpt_path"], module)
-    return Parts(dm, module)
+    """Check the config and build the run's parts; nothing is downloaded, loaded or trained."""
+    check_keys(config)
+    ckpt = read_checkpoint(config["ckpt_path"], "ckpt_path") if config.get("ckpt_path") else None
+    parts = build_run(config, record=(ckpt or {}).get(RECORD_KEY))
+    parts.datamodule.check_available()
+    check_forward(parts.module.net, parts.datamodule.input_shape, parts.datamodule.num_classes)
+    parts.module.recipe.check(parts.module.net, parts.datamodule)
+    check_optimizer(config, parts)
+    if ckpt is not None:
+        check_resume(config["ckpt_path"], parts, ckpt)
+        parts.resume = ckpt
+    return parts

@@ -8,14 +8,15 @@ import torch
 from archfuse.errors import ConfigError
 from archfuse.models.activations import ACTIVATIONS
 from archfuse.models.build import build_model, check_forward
+from conftest import model_config
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
 MODELS = {
     "seed000": {"_target_": "archfuse.models.seed000.Seed000"},
     "seed001": {"_target_": "archfuse.models.seed001.Seed001"},
     "seed003": {"_target_": "archfuse.models.seed003.Seed003"},
-    "mlp": {"_target_": "archfuse.models.mlp.MLP", "hidden_sizes": [32, 16]},
-    "convnet": {"_target_": "archfuse.models.convnet.ConvNet", "width": 8, "depth": 2},
+    "mlp": model_config("mlp", hidden_sizes=[32, 16]),
+    "convnet": model_config("convnet", width=8, depth=2),
 }
 
 

@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 from archfuse.cost import measure_cost
 from archfuse.data.digits import DigitsDataModule
 from archfuse.models.build import build_model
-from archfuse.training import build_trainer
+from archfuse.trainer import build_trainer
 from archfuse.validate import validate
-from conftest import compose_train
+from conftest import compose_train, model_config
 
 
 def config_of(overrides, tmp_path):
@@ -58,7 +58,7 @@ def test_optimizer_and_scheduler_come_from_config(tmp_path):
 
 
 def test_cost_counts_params_macs_and_uses_the_latency_batch_size():
-    net = build_model({"_target_": "archfuse.models.mlp.MLP", "hidden_sizes": [16]}, 1, 10, (8, 8))
+    net = build_model(model_config("mlp", hidden_sizes=[16]), 1, 10, (8, 8))
     cost = measure_cost(net, (1, 8, 8), batch_size=4, repeats=3, warmup=1)
     assert cost["params"] == 64 * 16 + 16 + 16 * 10 + 10
     assert cost["macs"] == 64 * 16 + 16 * 10
@@ -67,7 +67,7 @@ def test_cost_counts_params_macs_and_uses_the_latency_batch_size():
 
 
 def test_convnet_head_width_zero_leaves_out_the_hidden_layer():
-    net = build_model({"_target_": "archfuse.models.convnet.ConvNet", "width": 4, "depth": 2, "head_width": 0},
+    net = build_model(model_config("convnet", width=4, depth=2, head_width=0),
                       1, 10, (28, 28))
     linears = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 1 and linears[0].in_features == 8 * 7 * 7

@@ -131,3 +131,10 @@ class TensorDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
+        """All images and labels of ``split`` ("train", "val" or "test") as they are fed to the network,
+        unsharded and without augmentation: for evaluations outside the Trainer (after-fit steps, combiners)."""
+        self.setup()
+        x, idx = self._split[split]
+        return x[idx], self._labels[split][idx]

@@ -1,20 +1,114 @@
-"""The ensemble contract: build the network a run trains out of member networks."""
+"""The ensemble contract: which members, how they train, how their outputs combine.
+
+An ensemble strategy is one file in this package implementing :class:`Ensemble`, with its config
+beside it in conf/ensemble/<name>.yaml. It says:
+
+- ``member_specs(model, seed)``: the members, each built from a model config with its own seed, or
+  loaded from a checkpoint, and whether it is frozen;
+- ``combine``: the combination rule, a pure function of the members' logits (shape K x N x C) and the
+  combiner's tensors, returning N x C logits (log-probabilities are logits too);
+- ``combiner_tensors(k, num_classes)``: the tensors the rule reads (fitted weights, a stacker's
+  coefficients, thresholds). They are buffers of the combiner, so they live in every checkpoint and
+  survive a weights_only load;
+- ``training_loss``: by default the sum of each member's own loss, so members trained together learn
+  exactly as if each were trained alone;
+- ``fit(net, data)``: after training, fit the combiner's tensors on held-out predictions
+  (``data.member_logits("val")``) and return what was fitted, for the report.
+"""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member: built from ``model`` (a model config) with ``seed``, or loaded from ``checkpoint``."""
+
+    model: dict[str, Any] | None = None
+    seed: int | None = None  # None: drawn from the run's seeded stream, as a single model is
+    checkpoint: str | None = None
+    frozen: bool = False
+    key: str = "model"  # the config key errors about this member name
+
+
+class Combiner(nn.Module):
+    """Applies a pure combination rule to stacked member logits, with the rule's tensors as buffers."""
+
+    def __init__(self, rule: Callable[..., Tensor], tensors: dict[str, Tensor] | None = None):
+        super().__init__()
+        self.rule = rule
+        self.names = list(tensors or {})
+        for name, value in (tensors or {}).items():
+            self.register_buffer(name, value.clone())
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name) for name in self.names}
+
+    def forward(self, member_logits: Tensor) -> Tensor:
+        return self.rule(member_logits, **self.tensors())
+
+
+class EnsembleNet(nn.Module):
+    """Members side by side and their combiner; ``forward`` gives the combined logits."""
+
+    def __init__(self, members: list[nn.Module], combiner: Combiner):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.combiner = combiner
+
+    def member_logits(self, x: Tensor) -> Tensor:
+        return torch.stack([member(x) for member in self.members])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.combiner(self.member_logits(x))
+
+
+@dataclass
+class CombinerData:
+    """What ``Ensemble.fit`` works with after training."""
+
+    module: Any  # archfuse.module.ClassifierModule
+    datamodule: Any
+    log_dir: Path
+    # member_logits(split) -> (K x N x C logits of every member, N targets), computed once per split
+    member_logits: Callable[[str], tuple[Tensor, Tensor]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def mean_of_probabilities(member_logits: Tensor) -> Tensor:
+    """The default rule: average the members' probabilities; returned as log-probabilities."""
+    return member_logits.softmax(-1).mean(0).log()
 
 
 class Ensemble:
-    """``build`` receives a factory of member networks and returns the one network to train.
+    """An ensemble strategy (see the module docstring)."""
 
-    A strategy builds ``size`` members and wraps them with its combination rule (a pure function
-    of the members' logits); ``after_fit`` hooks may later fit weights or thresholds on
-    validation data.
-    """
+    combine: Callable[..., Tensor] = staticmethod(mean_of_probabilities)
 
-    name = "base"
-    size = 1
+    def member_specs(self, model: dict[str, Any], seed: int | None) -> list[MemberSpec]:
+        return [MemberSpec(model=model)]
 
-    def build(self, make_member: Callable[[], nn.Module]) -> nn.Module:
-        raise NotImplementedError
+    def combiner_tensors(self, k: int, num_classes: int) -> dict[str, Tensor]:
+        return {}
+
+    def build(self, members: list[nn.Module], num_classes: int) -> nn.Module:
+        return EnsembleNet(members, Combiner(type(self).combine, self.combiner_tensors(len(members), num_classes)))
+
+    def training_loss(self, net: nn.Module, x: Tensor, y: Tensor, criterion: nn.Module) -> tuple[Tensor, Tensor]:
+        """(loss, combined logits). The sum of the members' own losses: member k's gradients are those
+        of training it alone on the batch."""
+        member_logits = net.member_logits(x)
+        loss = sum(criterion(logits, y) for logits in member_logits)
+        return loss, net.combiner(member_logits.detach())
+
+    def fit(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
+        raise NotImplementedError  # a strategy with nothing to fit does not override this
+
+    @property
+    def has_fit(self) -> bool:
+        return type(self).fit is not Ensemble.fit

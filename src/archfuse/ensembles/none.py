@@ -1,15 +1,15 @@
-"""ensemble=none: one member network, used as it is."""
+"""ensemble=none: one member network, trained and used as it is."""
 
-from collections.abc import Callable
-
-from torch import nn
+from torch import Tensor, nn
 
 from archfuse.ensembles.base import Ensemble
 
 
 class NoEnsemble(Ensemble):
-    name = "none"
-    size = 1
+    def build(self, members: list[nn.Module], num_classes: int) -> nn.Module:
+        (net,) = members
+        return net
 
-    def build(self, make_member: Callable[[], nn.Module]) -> nn.Module:
-        return make_member()
+    def training_loss(self, net: nn.Module, x: Tensor, y: Tensor, criterion: nn.Module) -> tuple[Tensor, Tensor]:
+        logits = net(x)
+        return criterion(logits, y), logits

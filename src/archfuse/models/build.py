@@ -10,11 +10,11 @@ from archfuse.instantiate import build
 
 
 def build_model(model_cfg: dict[str, Any], in_channels: int, num_classes: int,
-                input_size: tuple[int, int]) -> nn.Module:
-    """``model_cfg['_target_']`` called with the data's shape plus the other config keys."""
-    net = build(model_cfg, "model", in_channels=in_channels, num_classes=num_classes, input_size=tuple(input_size))
+                input_size: tuple[int, int], key: str = "model") -> nn.Module:
+    """``model_cfg['_target_']`` called with the data's shape plus the other config keys (at ``key``)."""
+    net = build(model_cfg, key, in_channels=in_channels, num_classes=num_classes, input_size=tuple(input_size))
     if not isinstance(net, nn.Module):
-        raise ConfigError("model._target_", f"{model_cfg['_target_']} built a {type(net).__name__}, "
+        raise ConfigError(f"{key}._target_", f"{model_cfg['_target_']} built a {type(net).__name__}, "
                           "not a torch.nn.Module")
     return net
 

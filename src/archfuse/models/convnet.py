@@ -12,7 +12,7 @@ class ConvNet(nn.Module):
     """``depth`` conv blocks, block i with ``width * 2**i`` channels; each block is
     conv (same padding) -> [batch norm] -> activation -> 2x2 max pool. Then a hidden fc layer of
     ``head_width`` units (0 leaves it out) and the classifier. width=32, depth=2, head_width=128
-    is seed-003's shape.
+    is seed-003's shape. The options' values live in conf/model/convnet.yaml.
     """
 
     def __init__(
@@ -20,13 +20,14 @@ class ConvNet(nn.Module):
         in_channels: int = 1,
         num_classes: int = 10,
         input_size: tuple[int, int] = (28, 28),
-        width: int = 32,
-        depth: int = 3,
-        activation: str = "relu",
-        kernel_size: int = 3,
-        batch_norm: bool = False,
-        dropout: float = 0.0,
-        head_width: int = 128,
+        *,
+        width: int,
+        depth: int,
+        activation: str,
+        kernel_size: int,
+        batch_norm: bool,
+        dropout: float,
+        head_width: int,
     ):
         super().__init__()
         check_positive("model.width", width)

@@ -22,14 +22,17 @@ def dense_layers(features: int, hidden_sizes: Sequence[int], num_classes: int, a
 
 
 class MLP(nn.Module):
+    """Hidden layers of ``hidden_sizes`` units on the flattened image; values in conf/model/mlp.yaml."""
+
     def __init__(
         self,
         in_channels: int = 1,
         num_classes: int = 10,
         input_size: tuple[int, int] = (28, 28),
-        hidden_sizes: Sequence[int] = (256, 128),
-        activation: str = "relu",
-        dropout: float = 0.0,
+        *,
+        hidden_sizes: Sequence[int],
+        activation: str,
+        dropout: float,
     ):
         super().__init__()
         for i, size in enumerate(hidden_sizes):

@@ -1,23 +1,91 @@
-"""The recipe contract: change the model before and after training, and say what changed."""
+"""The recipe contract: what a structure-optimization step may do around training.
 
+A recipe is one file in this package implementing :class:`Recipe`, with its config beside it in
+conf/recipe/<name>.yaml. Every seam defaults to "change nothing", so a recipe overrides only what it
+needs. In order of a run:
+
+- ``check(net, datamodule)``: refuse, with a ConfigError naming the key, what the recipe cannot apply
+  to (before any data is loaded or anything trained);
+- ``transform(net)``: the network to train (wrap it, add masks or observers, insert a block);
+- ``loss_terms(logits, batch, module)`` and ``base_loss_weight``: the training loss becomes
+  ``base_loss_weight * criterion(logits, y) + sum(loss_terms)``;
+- ``callbacks()``: Lightning callbacks added to the training run's Trainer;
+- ``after_fit(step)``: after training, starting from the best weights: change ``step.module.net``
+  (prune, quantize, cut a block), fine-tune with ``step.fine_tune(epochs)``, and return what the step
+  is about (sparsity, channels kept, ...). The run measures accuracy and cost before and after;
+- ``evaluation_device``: "cpu" when the result can only be tested and timed there (int8 kernels);
+- ``state(net)`` / ``restore(net, state)``: plain data and tensors describing how the trained network's
+  structure differs from what ``transform`` builds; saved in every checkpoint, replayed on load, so a
+  pruned, cut or int8 network reloads from its checkpoint (with weights_only).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
+
+
+@dataclass
+class AfterFit:
+    """What an after-fit step works with. ``module.net`` holds the weights to start from."""
+
+    module: Any  # archfuse.module.ClassifierModule
+    datamodule: Any  # archfuse.data.datamodule.TensorDataModule
+    log_dir: Path  # this step's own directory (its fine-tune is a TensorBoard run there)
+    # fine_tune(epochs, lr=None) -> validation metrics: a fresh Trainer trains module.net for `epochs`
+    # more epochs and leaves the best of them (on val/acc) in module.net.
+    fine_tune: Callable[..., dict[str, float]]
+    # evaluate(split) -> {"acc": ..., "loss": ...} of module.net as it is now ("train", "val" or "test").
+    evaluate: Callable[[str], dict[str, float]]
+
+    @property
+    def net(self) -> nn.Module:
+        return self.module.net
 
 
 class Recipe:
-    """A structure-optimization step. Both hooks default to "change nothing".
+    """A structure-optimization step (see the module docstring for the seams)."""
 
-    ``prepare`` may replace the freshly built network before training (e.g. fold in a teacher,
-    add regularisation); ``after_fit`` may change the trained network (prune, quantize, cut
-    layers), fine-tuning it with ``fit`` if it needs to, and returns a report of what it changed
-    (accuracy and cost before and after) that lands in summary.json under "recipe".
-    """
+    base_loss_weight: float = 1.0
+    evaluation_device: str | None = None
 
-    name = "base"
+    def check(self, net: nn.Module, datamodule: Any) -> None:
+        """Raise ConfigError for what this recipe cannot apply to."""
 
-    def prepare(self, net: nn.Module) -> nn.Module:
+    def transform(self, net: nn.Module) -> nn.Module:
         return net
 
-    def after_fit(self, module: Any, datamodule: Any, fit: Any) -> dict[str, Any]:
+    def loss_terms(self, logits: Tensor, batch: tuple[Tensor, Tensor], module: Any) -> dict[str, Tensor]:
         return {}
+
+    def callbacks(self) -> list[Any]:
+        return []
+
+    def after_fit(self, step: AfterFit) -> dict[str, Any]:
+        raise NotImplementedError  # a recipe without an after-fit step does not override this
+
+    @property
+    def has_after_fit(self) -> bool:
+        return type(self).after_fit is not Recipe.after_fit
+
+    def named_after_fit_steps(self) -> list[tuple[str, "Recipe"]]:
+        """The after-fit steps to run, in order, with the names their reports carry."""
+        return [(type(self).__name__.lower(), self)] if self.has_after_fit else []
+
+    def state(self, net: nn.Module) -> Any:
+        return None
+
+    def restore(self, net: nn.Module, state: Any) -> nn.Module:
+        return net
+
+    # -- what the LightningModule calls ------------------------------------------------------
+    def total_loss(self, base: Tensor, logits: Tensor, batch: tuple[Tensor, Tensor],
+                   module: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training loss with this recipe's terms; the terms by name, for logging."""
+        terms = self.loss_terms(logits, batch, module)
+        loss = base if self.base_loss_weight == 1.0 else self.base_loss_weight * base
+        for term in terms.values():
+            loss = loss + term
+        return loss, terms

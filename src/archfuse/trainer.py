@@ -4,14 +4,16 @@ import copy
 import logging
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from archfuse.ddp import ArchfuseDDPStrategy
 from archfuse.errors import ConfigError
-from archfuse.instantiate import build
+from archfuse.instantiate import build, locate
 
 
 def quiet_lightning(quiet: bool) -> None:
@@ -27,9 +29,14 @@ def quiet_lightning(quiet: bool) -> None:
             log.propagate = True
 
 
-def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = False) -> Trainer:
-    """A Trainer that logs to and checkpoints into ``log_dir`` (the run directory, or a fold's)."""
-    tcfg = copy.deepcopy(config["trainer"])
+def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = False, callbacks: Sequence[Any] = (),
+                  **trainer_overrides: Any) -> Trainer:
+    """A Trainer that logs to and checkpoints into ``log_dir`` (the run directory, a fold's, a step's).
+
+    ``callbacks`` are live objects given by code (a sweep's pruning callback, a recipe's), added to those
+    of the config; ``trainer_overrides`` replace trainer keys (a fine-tune's max_epochs).
+    """
+    tcfg = {**copy.deepcopy(config["trainer"]), **trainer_overrides}
     num_threads = tcfg.pop("num_threads", None)
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -40,24 +47,28 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
         extra["strategy"] = ArchfuseDDPStrategy(process_group_backend=backend)
     elif strategy is not None:
         extra["strategy"] = strategy
-    callbacks = []
+    built = []
     for name, node in (config.get("callbacks") or {}).items():
         if node:
-            node = copy.deepcopy(node)
-            if "dirpath" in node:
-                node["dirpath"] = str(Path(log_dir) / "checkpoints")
-            callbacks.append(build(node, f"callbacks.{name}"))
+            # Checkpoints always go into the run's (or fold's, or step's) own checkpoints/ folder.
+            where = {"dirpath": str(Path(log_dir) / "checkpoints")} if _is_checkpoint_callback(node) else {}
+            built.append(build(node, f"callbacks.{name}", **where))
     logger: Any = False
     if config.get("logger"):
-        logger = build({**config["logger"], "save_dir": str(log_dir)}, "logger")
+        logger = build(config["logger"], "logger", save_dir=str(log_dir))
     # The data modules shard every split over the ranks themselves (evaluation unpadded, so each
     # sample is seen exactly once); Lightning's DistributedSampler must not re-wrap them.
     tcfg["use_distributed_sampler"] = False
     if quiet:
         tcfg.update(enable_progress_bar=False, enable_model_summary=False)
     try:
-        return build(tcfg, "trainer", callbacks=callbacks, logger=logger, **extra)
+        return build(tcfg, "trainer", callbacks=[*built, *callbacks], logger=logger, **extra)
     except ConfigError:
         raise
     except Exception as err:  # Lightning's MisconfigurationException and friends
         raise ConfigError("trainer", str(err).splitlines()[0]) from None
+
+
+def _is_checkpoint_callback(node: dict[str, Any]) -> bool:
+    cls = locate(node, "callbacks")
+    return isinstance(cls, type) and issubclass(cls, ModelCheckpoint)

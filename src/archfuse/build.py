@@ -1,0 +1,143 @@
+"""The one build path: data module, network (members through the ensemble strategy, then the recipe
+chain), criterion and LightningModule, each built once from the composed config.
+
+A checkpoint carries a *record* of how its network's structure came to be (the members' own records,
+the recipes' states); building with that record rebuilds the exact structure the weights belong to,
+without reading any other file.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning.pytorch import seed_everything
+from torch import nn
+
+from archfuse.checkpoint import read_checkpoint
+from archfuse.data.datamodule import TensorDataModule
+from archfuse.ensembles.base import Ensemble, MemberSpec
+from archfuse.errors import ConfigError
+from archfuse.instantiate import build
+from archfuse.models.build import build_model
+from archfuse.module import RECORD_KEY, ClassifierModule
+from archfuse.recipes.base import Recipe
+
+
+@dataclass
+class Network:
+    net: nn.Module
+    recipe: Recipe
+    ensemble: Ensemble
+    member_records: list[dict[str, Any] | None]
+
+
+@dataclass
+class Parts:
+    datamodule: TensorDataModule
+    module: ClassifierModule
+    resume: dict[str, Any] | None = None  # the checkpoint of ckpt_path, when the run starts from one
+
+
+def build_datamodule(config: dict[str, Any]) -> TensorDataModule:
+    dm = build(config["data"], "data")
+    if not isinstance(dm, TensorDataModule):
+        raise ConfigError("data._target_", f"{config['data']['_target_']} is not an archfuse TensorDataModule")
+    return dm
+
+
+def _built(node: dict[str, Any], key: str, kind: type) -> Any:
+    obj = build(node, key)
+    if not isinstance(obj, kind):
+        raise ConfigError(f"{key}._target_", f"{node['_target_']} is not an {kind.__module__}.{kind.__name__}")
+    return obj
+
+
+def member_from_checkpoint(spec: MemberSpec, input_shape: tuple[int, ...], num_classes: int) -> tuple[nn.Module, dict]:
+    """A trained network from any archfuse checkpoint (a recipe's final model, an ensemble), and its record."""
+    ckpt = read_checkpoint(spec.checkpoint, spec.key)
+    hp = ckpt["hyper_parameters"]
+    shape, classes = tuple(hp.get("input_shape", ())), hp.get("num_classes")
+    if shape != tuple(input_shape) or classes != num_classes:
+        raise ConfigError(spec.key, f"{spec.checkpoint} was trained on {'x'.join(map(str, shape))} inputs with "
+                          f"{classes} classes, but this run's data gives {'x'.join(map(str, input_shape))} with "
+                          f"{num_classes}; use a checkpoint trained on the same data")
+    record = {"config": hp["config"], "input_shape": list(shape), "num_classes": classes,
+              "record": ckpt.get("archfuse")}
+    net = network_from_record(record)
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ConfigError(spec.key, f"{spec.checkpoint}: weights do not fit the network its config builds: "
+                          f"{str(err).splitlines()[0]}") from None
+    return net, record
+
+
+def network_from_record(record: dict[str, Any]) -> nn.Module:
+    """The network of a saved member, rebuilt from its own run config and structure record."""
+    with torch.random.fork_rng():
+        return build_network(record["config"], tuple(record["input_shape"]), record["num_classes"],
+                             record.get("record")).net
+
+
+def build_network(config: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,
+                  record: dict[str, Any] | None = None) -> Network:
+    """Members (through the ensemble strategy), combined, then transformed by the recipe chain; with a
+    checkpoint's ``record``, the recipes' after-fit changes are replayed so its weights fit."""
+    ensemble = _built(config["ensemble"], "ensemble", Ensemble)
+    recipe = _built(config["recipe"], "recipe", Recipe)
+    c, h, w = input_shape
+    specs = ensemble.member_specs(config["model"], config.get("seed"))
+    saved = (record or {}).get("members") or [None] * len(specs)
+    members, member_records = [], []
+    for spec, saved_member in zip(specs, saved, strict=True):
+        if saved_member is not None:
+            net, member_record = network_from_record(saved_member), saved_member
+        elif spec.checkpoint:
+            net, member_record = member_from_checkpoint(spec, input_shape, num_classes)
+        elif spec.seed is None:
+            net, member_record = build_model(spec.model, c, num_classes, (h, w), key=spec.key), None
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(spec.seed)
+                net, member_record = build_model(spec.model, c, num_classes, (h, w), key=spec.key), None
+        if spec.frozen:
+            net.requires_grad_(False)
+        members.append(net)
+        member_records.append(member_record)
+    net = recipe.transform(ensemble.build(members, num_classes))
+    if record and record.get("recipes") is not None:
+        net = recipe.restore(net, record["recipes"])
+    return Network(net, recipe, ensemble, member_records)
+
+
+def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,
+                 record: dict[str, Any] | None = None) -> ClassifierModule:
+    seed = int(config.get("seed") or 0)
+    seed_everything(seed, workers=True, verbose=False)  # initial weights follow the run's seed
+    network = build_network(config, tuple(input_shape), num_classes, record)
+    scheduler = build(config["scheduler"], "scheduler") if config.get("scheduler") else None
+    return ClassifierModule(
+        net=network.net, criterion=build(config["criterion"], "criterion"),
+        optimizer=build(config["optimizer"], "optimizer"), scheduler=scheduler,
+        recipe=network.recipe, ensemble=network.ensemble, member_records=network.member_records,
+        input_shape=tuple(input_shape), num_classes=num_classes, seed=seed, config=config)
+
+
+def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> Parts:
+    """The data module (nothing loaded yet) and the module, built once for one fit."""
+    dm = build_datamodule(config)
+    return Parts(dm, build_module(config, dm.input_shape, dm.num_classes, record))
+
+
+def module_from_checkpoint(path: str, key: str = "ckpt") -> ClassifierModule:
+    """The trained module of any archfuse checkpoint (best, last, a recipe's final model, an ensemble),
+    rebuilt from the run config and structure record it carries; loaded with weights_only."""
+    ckpt = read_checkpoint(path, key)
+    hp = ckpt["hyper_parameters"]
+    module = build_module(hp["config"], tuple(hp["input_shape"]), hp["num_classes"], ckpt.get(RECORD_KEY))
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ConfigError(key, f"{path}: weights do not fit the model its config builds: {err}") from None
+    return module

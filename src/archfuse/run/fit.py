@@ -1,0 +1,86 @@
+"""One fit: train, continue from the best weights through the recipes' after-fit steps and the
+ensemble's combiner, save the final model, test it, measure its cost, log it."""
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning
+import torch
+from lightning.pytorch import Trainer
+
+from archfuse.build import Parts
+from archfuse.cost import measure_cost
+from archfuse.module import RECORD_KEY
+from archfuse.report import hparams_of, log_confusion_matrix, log_hparams
+from archfuse.run.after_fit import load_weights, post_training
+from archfuse.trainer import build_trainer
+
+
+def save_final(module: Any, trainer: Trainer, path: Path) -> None:
+    """The final model as a checkpoint: weights, run config and structure record (no optimizer state),
+    written atomically so a reader never sees half a file."""
+    payload = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+               RECORD_KEY: module.structure_record(), "epoch": trainer.current_epoch,
+               "global_step": trainer.global_step, "pytorch-lightning_version": lightning.__version__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trainer_for_test(trainer: Trainer, device: str | None, quiet: bool) -> Trainer:
+    """The trainer that tests the final model: the run's own, or a single-process CPU one when the model
+    runs only on CPU (int8 kernels) and the run trained elsewhere."""
+    if device != "cpu" or trainer.strategy.root_device.type == "cpu":
+        return trainer
+    return Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=not quiet, enable_model_summary=False, use_distributed_sampler=False)
+
+
+def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: dict[str, str],
+                 hparams_extra: dict[str, Any] | None = None, callbacks: Sequence[Any] = (),
+                 resume_from: str | None = None) -> dict[str, Any]:
+    """Train one model and test its final form; log the result under ``log_dir``.
+
+    ``callbacks`` are live objects for this fit's Trainer (a sweep's pruning callback); ``resume_from``
+    is a checkpoint with optimizer state to continue from.
+    """
+    quiet = bool(config.get("quiet"))
+    module, dm = parts.module, parts.datamodule
+    trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        load_weights(module, best)  # everything after training starts from the best weights
+    recipe_reports, ensemble_report = post_training(module, dm, config, log_dir, quiet)
+    final = best or None
+    if recipe_reports or ensemble_report is not None:
+        final = str(log_dir / "checkpoints" / "final.ckpt")
+        if trainer.is_global_zero:
+            save_final(module, trainer, Path(final))
+    tester = trainer_for_test(trainer, module.recipe.evaluation_device, quiet)
+    tested = tester.test(module, datamodule=dm, verbose=not quiet)
+    metrics.update({k: float(v) for k, v in tested[0].items()})
+    result: dict[str, Any] = {"metrics": metrics, "recipe": recipe_reports, "checkpoint": final,
+                              "best_checkpoint": best or None, "is_global_zero": trainer.is_global_zero}
+    if ensemble_report is not None:
+        result["ensemble"] = ensemble_report
+    if trainer.is_global_zero:
+        c = config["cost"]
+        result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+        result["confusion_matrix"] = module.confusion_matrix.tolist()
+        if trainer.logger is not None:
+            step = trainer.global_step
+            log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
+            final_metrics = {**metrics, **{f"cost/{k}": v for k, v in result["cost"].items()}}
+            log_hparams(trainer.logger, {**hparams_of(config, choices), **(hparams_extra or {})}, final_metrics, step)
+    return result
