@@ -8,8 +8,8 @@ ratios archfuse/plain.
 
 The archfuse side is the real thing: the config is composed by Hydra from conf/ (train.yaml with
 ``quiet=true data.batch_size=128 trainer.max_epochs=1 trainer.limit_val_batches=0``), the data
-module and ClassifierModule come from ``archfuse.validate.validate`` and the Trainer from
-``archfuse.training.build_trainer`` -- so TensorBoard logging is on (log_every_n_steps 10),
+module and ClassifierModule come from ``archfuse.validate.validate`` (built by ``archfuse.build``) and the Trainer from
+``archfuse.trainer.build_trainer`` -- so TensorBoard logging is on (log_every_n_steps 10),
 ModelCheckpoint is as configured (monitor val/acc, save_last), the progress bar and model summary
 are off (quiet mode). A fresh Trainer is built for each round, outside the timed window.
 
@@ -144,12 +144,16 @@ class Stamps:
 
 def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: str = "full",
                    profiler: cProfile.Profile | None = None) -> dict:
+    from archfuse.build import build_module
     from archfuse.module import ClassifierModule
-    from archfuse.training import build_trainer
+    from archfuse.trainer import build_trainer
 
     cls = module_class(variant)
-    module = cls(config, dm.input_shape, dm.num_classes) if cls is not ClassifierModule else \
-        ClassifierModule(config, dm.input_shape, dm.num_classes)
+    module = build_module(config, dm.input_shape, dm.num_classes)
+    if cls is not ClassifierModule:  # the same built objects in the variant's module
+        module = cls(net=module.net, criterion=module.criterion, optimizer=module.optimizer_factory,
+                     scheduler=module.scheduler_factory, recipe=module.recipe, ensemble=module.ensemble,
+                     input_shape=dm.input_shape, num_classes=dm.num_classes, seed=module.seed, config=config)
     module.net.load_state_dict(init_state)
     trainer = build_trainer(config, log_dir, quiet=True)
     stamps = Stamps.make()
@@ -195,7 +199,8 @@ def plain_epoch(dm, init_state: dict, return_net: bool = False):
 
 # -- main ---------------------------------------------------------------------------------------
 def setup(args, out_dir: str, extra: list[str] = ()):
-    from archfuse.validate import build_module, validate
+    from archfuse.build import build_module
+    from archfuse.validate import validate
 
     config = compose_config(args.threads, out_dir, list(extra))
     if args.data == "digits":
@@ -203,13 +208,13 @@ def setup(args, out_dir: str, extra: list[str] = ()):
         dm, module = parts.datamodule, parts.module
     else:
         dm = random_datamodule(args.samples)
-        module = build_module(config, dm)
+        module = build_module(config, dm.input_shape, dm.num_classes)
     dm.setup()
     return config, dm, {k: v.clone() for k, v in module.net.state_dict().items()}
 
 
 def quiet_warnings() -> None:
-    from archfuse.training import quiet_lightning
+    from archfuse.trainer import quiet_lightning
 
     quiet_lightning(True)
     # With validation off, ModelCheckpoint warns once per fit that val/acc was never logged.
@@ -223,7 +228,7 @@ def run_ratio(args, out: Path) -> None:
     n = len(dm._split["train"][1])
     print(f"data={args.data} train samples={n} batches/epoch={len(dm.train_dataloader())} batch_size=128 "
           f"threads={torch.get_num_threads()} torch={torch.__version__}")
-    print(f"trainer: archfuse.training.build_trainer(composed train.yaml, quiet=True): logger="
+    print(f"trainer: archfuse.trainer.build_trainer(composed train.yaml, quiet=True): logger="
           f"{config['logger']['_target_'].rsplit('.', 1)[-1]} log_every_n_steps="
           f"{config['trainer']['log_every_n_steps']}, ModelCheckpoint(monitor=val/acc, save_last=True), "
           f"progress bar off, limit_val_batches=0, max_epochs=1")

@@ -1,5 +1,6 @@
 """archfuse-eval ckpt=PATH: rebuild model and data from a checkpoint alone and test it."""
 
+import os
 import sys
 from typing import Any
 
@@ -41,6 +42,8 @@ def _eval(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    if os.getcwd() not in sys.path and "" not in sys.path:  # a user's own modules, as for archfuse-train
+        sys.path.insert(0, os.getcwd())
     _eval()
 
 

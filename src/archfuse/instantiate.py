@@ -1,5 +1,7 @@
 """hydra.utils.instantiate with errors that name the config key instead of a stack of frames."""
 
+import re
+
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -32,8 +34,12 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError):
             raise cause from None
         if "Error locating target" in str(err):
-            raise ConfigError(f"{key}._target_", f"cannot import {target!r}; give the full dotted path of an "
-                              "importable class or function (package.module.Name)") from None
+            # the target that failed may be a nested one (a recipe inside a chain): name it and its key
+            found = re.search(r"Error locating target '([^']+)'.*?(?:full_key: (\S+))?$", str(err), re.S)
+            missing, sub = (found.group(1), found.group(2)) if found else (target, None)
+            raise ConfigError(f"{key}.{sub}._target_" if sub else f"{key}._target_",
+                              f"cannot import {missing!r}; give the full dotted path of an importable class or "
+                              "function (package.module.Name)") from None
         raise ConfigError(key, f"{target} rejected its arguments: {cause or err}") from None
     except ConfigError:
         raise

@@ -1,6 +1,7 @@
 """archfuse-train: compose the config, then hand it to archfuse.run.job. Imports nothing heavy until
 the run starts, so ``--help`` answers at once."""
 
+import os
 import sys
 
 import hydra
@@ -46,6 +47,9 @@ def _train(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    # As with `python -m archfuse.train`, a user's own modules in the working directory can be _target_s.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     _train()
     if _failed_jobs:
         print(f"archfuse-train: error: {len(_failed_jobs)} job(s) of the sweep failed:", file=sys.stderr)

@@ -19,12 +19,12 @@ from archfuse.run.after_fit import load_weights, post_training
 from archfuse.trainer import build_trainer
 
 
-def save_final(module: Any, trainer: Trainer, path: Path) -> None:
+def save_final(module: Any, path: Path, epoch: int = 0, global_step: int = 0) -> None:
     """The final model as a checkpoint: weights, run config and structure record (no optimizer state),
     written atomically so a reader never sees half a file."""
     payload = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-               RECORD_KEY: module.structure_record(), "epoch": trainer.current_epoch,
-               "global_step": trainer.global_step, "pytorch-lightning_version": lightning.__version__}
+               RECORD_KEY: module.structure_record(), "epoch": epoch, "global_step": global_step,
+               "pytorch-lightning_version": lightning.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -66,7 +66,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     if recipe_reports or ensemble_report is not None:
         final = str(log_dir / "checkpoints" / "final.ckpt")
         if trainer.is_global_zero:
-            save_final(module, trainer, Path(final))
+            save_final(module, Path(final), trainer.current_epoch, trainer.global_step)
     tester = trainer_for_test(trainer, module.recipe.evaluation_device, quiet)
     tested = tester.test(module, datamodule=dm, verbose=not quiet)
     metrics.update({k: float(v) for k, v in tested[0].items()})
