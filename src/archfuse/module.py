@@ -112,13 +112,28 @@ class ClassifierModule(LightningModule):
             metric.reset()
 
     # -- optimisation -------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
+    def make_optimizer(self) -> torch.optim.Optimizer:
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.lr_override is not None:
             for group in optimizer.param_groups:
                 group["lr"] = self.lr_override
-        if self.scheduler_factory is None:
+        return optimizer
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        return None if self.scheduler_factory is None else self.scheduler_factory(optimizer=optimizer)
+
+    def keep_optimizers(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        """Optimizer and scheduler built early (validation builds them, so bad values fail before any data
+        loads) for the next fit to use: the run builds them once."""
+        self._kept_optimizers = (optimizer, scheduler)
+
+    def configure_optimizers(self) -> Any:
+        kept, self._kept_optimizers = getattr(self, "_kept_optimizers", None), None
+        if kept is None:
+            optimizer = self.make_optimizer()
+            kept = (optimizer, self.make_scheduler(optimizer))
+        optimizer, scheduler = kept
+        if scheduler is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"}}

@@ -56,13 +56,13 @@ def check_keys(config: dict[str, Any]) -> None:
 
 
 def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
-    """Optimizer and scheduler once on the real parameters: bad values fail here, not at epoch 1."""
+    """Optimizer and scheduler built on the real parameters, and kept for the fit: bad values fail here,
+    not at epoch 1."""
     module, key = parts.module, "optimizer"
     try:
-        optimizer = module.optimizer_factory(params=[p for p in module.parameters() if p.requires_grad])
-        if module.scheduler_factory is not None:
-            key = "scheduler"
-            module.scheduler_factory(optimizer=optimizer)
+        optimizer = module.make_optimizer()
+        key = "scheduler"
+        module.keep_optimizers(optimizer, module.make_scheduler(optimizer))
     except (TypeError, ValueError) as err:
         raise ConfigError(key, f"{config[key]['_target_']} rejected its arguments: {err}") from None
 
