@@ -9,7 +9,7 @@ from typing import Any
 
 # Final metrics shown as columns in TensorBoard's HPARAMS tab.
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss", "cost/params", "cost/macs", "cost/size_bytes",
-                  "cost/latency_ms", "cv/val_acc_mean")
+                  "cost/latency_ms", "cv/val_acc_mean", "val/acc_best_std", "test/acc_std")
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -129,8 +129,11 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
     table = Table(title="archfuse run", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # long run directories wrap instead of being cut
-    rows = [("val/acc_best", f"{m.get('val/acc_best', float('nan')):.4f}"),
-            ("test/acc", f"{m.get('test/acc', float('nan')):.4f}")]
+    rows = [(name, f"{m.get(name, float('nan')):.4f}") for name in ("val/acc_best", "test/acc")]
+    if "seeds" in payload:  # mean +- sample standard deviation over the seeds
+        n = len(payload["seeds"]["runs"])
+        rows = [(name, f"{m[name]:.4f} ± {m.get(name + '_std', 0.0):.4f} (mean ± std, {n} seeds)")
+                for name in ("val/acc_best", "test/acc")]
     if "cv" in payload:
         cv = payload["cv"]
         rows.append(("cv folds", f"{len(cv['folds'])}: val/acc_best {cv['mean']['val/acc_best']:.4f} "

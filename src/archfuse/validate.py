@@ -45,6 +45,10 @@ def check_keys(config: dict[str, Any]) -> None:
             if key not in keys:
                 raise ConfigError(f"{node}.{key}", f"unknown key; {node} accepts: {', '.join(keys)}")
             _check_int(f"{node}.{key}", value, 0)
+    _check_int("seeds", config.get("seeds", 1), 1)
+    if config.get("seeds", 1) > 1 and config.get("ckpt_path"):
+        raise ConfigError("seeds", "repeats over seeds start from scratch; a fixed ckpt_path cannot be combined "
+                          "with seeds > 1: drop ckpt_path, or resume a single run")
     folds = (config.get("cv") or {}).get("folds") or 0
     if folds == 1:
         raise ConfigError("cv.folds", f"must be 0 (no cross-validation) or at least 2, got {folds}")
@@ -53,6 +57,17 @@ def check_keys(config: dict[str, Any]) -> None:
     for name in ("batch_size", "repeats"):
         _check_int(f"cost.{name}", (config.get("cost") or {}).get(name, 1), 1)
     check_objective(config)
+
+
+def check_folds(config: dict[str, Any], parts: Parts) -> None:
+    """Stratified folds need at least as many images of every class as folds (this loads the labels)."""
+    folds = (config.get("cv") or {}).get("folds") or 0
+    if not folds:
+        return
+    smallest = int(parts.datamodule.pool_labels().bincount().min())
+    if folds > smallest:
+        raise ConfigError("cv.folds", f"{folds} folds need at least {folds} images of every class, but the "
+                          f"smallest class of the training pool has {smallest}; use cv.folds<={smallest}")
 
 
 def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
@@ -84,6 +99,7 @@ def validate(config: dict[str, Any]) -> Parts:
     ckpt = read_checkpoint(config["ckpt_path"], "ckpt_path") if config.get("ckpt_path") else None
     parts = build_run(config, record=(ckpt or {}).get(RECORD_KEY))
     parts.datamodule.check_available()
+    check_folds(config, parts)
     check_forward(parts.module.net, parts.datamodule.input_shape, parts.datamodule.num_classes)
     parts.module.recipe.check(parts.module.net, parts.datamodule)
     check_optimizer(config, parts)

@@ -12,6 +12,7 @@ CASES = [
     (["model=convnet", "model.width=-3"], "model.width: must be a positive int, got -3"),
     (["data=mnist", "data.root=/nonexistent/data"], "data.root: MNIST not found: /nonexistent/data/MNIST/raw"),
     (["optimizer.lr=-1"], "optimizer: torch.optim.Adam rejected its arguments: Invalid learning rate"),
+    (["cv.folds=1000"], "cv.folds: 1000 folds need at least 1000 images of every class"),
 ]
 
 

@@ -29,6 +29,17 @@ CASES = [
     (["trainer.max_epochs=0"], "trainer.max_epochs: must be a positive integer"),
     (["cost.repeats=0"], "cost.repeats: must be a positive integer"),
     (["data.image_size=8", "model=seed001"], "model: seed001 needs inputs of at least 16x16"),
+    (["+model.nonsense=1"], "model.nonsense: unknown key; model accepts: no options (Seed000 has none to set)"),
+    (["+cv.foo=1"], "cv.foo: unknown key; cv accepts: folds"),
+    (["seeds=0"], "seeds: must be a positive integer, got 0"),
+    (["seeds=2", "ckpt_path=/x.ckpt"], "seeds: repeats over seeds start from scratch"),
+    (["cv.folds=1000"], "cv.folds: 1000 folds need at least 1000 images of every class, but the smallest class"),
+    (["objective=test/acc"], "objective: test/acc is measured on the test split"),
+    (["objective=nonsense"], "objective: unknown metric 'nonsense'"),
+    (["objective_direction=up"], "objective_direction: must be max or min"),
+    (["recipe._target_=archfuse.recipes.chain.RecipeChain", "+recipe.x._target_=torch.nn.Identity"],
+     "recipe.x: builds a Identity, not an archfuse.recipes.base.Recipe"),
+    (["ensemble._target_=torch.nn.Identity"], "ensemble._target_: torch.nn.Identity is not an"),
 ]
 
 

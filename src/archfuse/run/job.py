@@ -10,12 +10,12 @@ from archfuse.ddp import end_job, follow_parent
 from archfuse.errors import ConfigError, RunPruned
 from archfuse.objective import objective_result
 from archfuse.report import print_summary, versions, write_json_atomic
-from archfuse.run.cv import cross_validate
+from archfuse.run.repeats import run_repeats
 from archfuse.run.fit import fit_and_test
 from archfuse.trainer import quiet_lightning
 from archfuse.validate import validate
 
-# Callbacks built in code for each fit of the job (argument: the fit's index: fold k, else 0).
+# Callbacks built in code for each fit of the job (argument: the fit's index, counting seeds then folds).
 CallbacksFor = Callable[[int], list[Any]]
 
 
@@ -58,9 +58,8 @@ def run_job(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool 
 def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path,
              callbacks_for: CallbacksFor | None) -> dict[str, Any] | None:
     parts = validate(config)
-    folds = (config.get("cv") or {}).get("folds") or 0
-    if folds:
-        return cross_validate(config, folds, run_dir, choices, callbacks_for)
+    if (config.get("cv") or {}).get("folds") or (config.get("seeds") or 1) > 1:
+        return run_repeats(config, run_dir, choices, callbacks_for)
     resume_from = None
     if parts.resume is not None:
         if parts.resume.get("optimizer_states"):

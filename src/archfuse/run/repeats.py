@@ -1,0 +1,89 @@
+"""Repeated fits: k-fold cross-validation (``cv.folds=K``), repeats over seeds (``seeds=N``), or both.
+
+Every fit is its own TensorBoard run: ``fold_k/`` for folds, ``seed_S/`` for seeds, ``seed_S/fold_k/``
+for both. The run directory itself is a TensorBoard run too, whose HPARAMS row holds the means (and,
+over seeds, the standard deviations). Under cross-validation a seed's figure is its mean over folds;
+over seeds the result is the mean and the sample standard deviation of those figures.
+"""
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archfuse.build import build_run
+from archfuse.report import hparams_of, log_hparams
+from archfuse.run.fit import fit_and_test
+from archfuse.trainer import build_trainer
+
+METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss")
+
+
+def repeat_seeds(config: dict[str, Any]) -> list[int]:
+    return [int(config.get("seed") or 0) + i for i in range(int(config.get("seeds") or 1))]
+
+
+def _mean_std(rows: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    names = [m for m in METRICS if all(m in r for r in rows)]
+    mean = {m: statistics.fmean(r[m] for r in rows) for m in names}
+    std = {m: statistics.stdev([r[m] for r in rows]) if len(rows) > 1 else 0.0 for m in names}
+    return mean, std
+
+
+def _fit(config: dict[str, Any], log_dir: Path, choices: dict[str, str], tags: dict[str, Any],
+         fold: tuple[int, int] | None, callbacks: list) -> dict[str, Any]:
+    parts = build_run(config)
+    parts.datamodule.fold = fold
+    return fit_and_test(config, parts, log_dir, choices, tags, callbacks)
+
+
+def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
+                callbacks_for: Callable[[int], list] | None = None) -> dict[str, Any] | None:
+    """Every (seed, fold) fit of the run; the summary on rank 0 (None on the other DDP ranks)."""
+    seeds, folds = repeat_seeds(config), int((config.get("cv") or {}).get("folds") or 0)
+    per_seed, fold_rows, results, index = [], [], [], 0
+    for seed in seeds:
+        seed_config = {**config, "seed": seed}
+        seed_dir = run_dir / f"seed_{seed}" if len(seeds) > 1 else run_dir
+        rows = []
+        for k in range(folds or 1):
+            tags = {"seed": seed, **({"cv.fold": k} if folds else {})}
+            log_dir = seed_dir / f"fold_{k}" if folds else seed_dir
+            result = _fit(seed_config, log_dir, choices, tags, (k, folds) if folds else None,
+                          callbacks_for(index) if callbacks_for else [])
+            index += 1
+            results.append(result)
+            row = {m: result["metrics"][m] for m in METRICS if m in result["metrics"]}
+            rows.append(row)
+            if folds:
+                fold_rows.append({"seed": seed, "fold": k, **row})
+        seed_mean = _mean_std(rows)[0] if folds else rows[0]
+        per_seed.append({"seed": seed, **seed_mean, "checkpoint": results[-1]["checkpoint"]})
+        if folds and len(seeds) > 1 and result["is_global_zero"]:  # each seed's directory: its fold means
+            _log_means(config, choices, seed_dir, {**seed_mean, "cv/val_acc_mean": seed_mean["val/acc_best"]},
+                       {"seed": seed, "cv.fold": "mean"}, results[-1]["cost"])
+    if not results[-1]["is_global_zero"]:
+        return None
+    mean, std = _mean_std(per_seed)
+    cost = results[0]["cost"]
+    summary: dict[str, Any] = {"metrics": dict(mean), "cost": cost, "recipe": results[0]["recipe"]}
+    if folds:
+        summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
+        fold_mean, fold_std = _mean_std(fold_rows)
+        summary["cv"] = {"folds": fold_rows if len(seeds) > 1 else [{k: v for k, v in r.items() if k != "seed"}
+                                                                     for r in fold_rows],
+                         "mean": fold_mean, "std": fold_std}
+    if len(seeds) > 1:
+        summary["seeds"] = {"runs": per_seed, "mean": mean, "std": std}
+        summary["metrics"].update({f"{m}_std": v for m, v in std.items()})
+    tags = {"seed": "mean" if len(seeds) > 1 else seeds[0], **({"cv.fold": "mean"} if folds else {})}
+    _log_means(config, choices, run_dir, summary["metrics"], tags, cost)
+    return summary
+
+
+def _log_means(config: dict[str, Any], choices: dict[str, str], log_dir: Path, metrics: dict[str, float],
+               tags: dict[str, Any], cost: dict[str, Any] | None) -> None:
+    logger = build_trainer({**config, "callbacks": {}}, log_dir, quiet=True).logger
+    if logger is not None:
+        final = {**metrics, **{f"cost/{k}": v for k, v in (cost or {}).items()}}
+        log_hparams(logger, {**hparams_of(config, choices), **tags}, final, 0)
