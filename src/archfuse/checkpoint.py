@@ -1,11 +1,13 @@
-"""Reading checkpoints safely (weights_only) with one clear error for a bad file."""
+"""Checkpoints: read safely (weights_only) with one clear error for a bad file; written atomically."""
 
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from archfuse.errors import ConfigError
+from archfuse.files import write_atomic
 
 
 def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
@@ -23,3 +25,17 @@ def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
         raise ConfigError(key, f"{p} is not an archfuse checkpoint (it has no state_dict and run config)")
     return ckpt
 
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> None:
+    """torch.save straight to the file, atomically (no in-memory copy, as Lightning's default makes)."""
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+class LocalCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, saving local files with :func:`save_atomic`."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if "://" in str(path):  # remote storage: Lightning's own writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        save_atomic(checkpoint, path)

@@ -1,6 +1,5 @@
 """archfuse-eval ckpt=PATH: rebuild model and data from a checkpoint alone and test it."""
 
-import os
 import sys
 from typing import Any
 
@@ -9,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
+from archfuse.process import exit_now, importable_cwd
 
 
 def evaluate(cfg: dict[str, Any]) -> float:
@@ -41,10 +41,11 @@ def _eval(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
-def main() -> None:
-    if os.getcwd() not in sys.path and "" not in sys.path:  # a user's own modules, as for archfuse-train
-        sys.path.insert(0, os.getcwd())
+def main(fast_exit: bool = True) -> None:
+    importable_cwd()
     _eval()
+    if fast_exit:
+        exit_now(0)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Where results go: TensorBoard (scalars, HPARAMS, confusion matrix) and summary.json."""
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from archfuse.files import write_atomic
 
 # Final metrics shown as columns in TensorBoard's HPARAMS tab.
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss", "cost/params", "cost/macs", "cost/size_bytes",
@@ -96,17 +96,13 @@ def versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file beside ``path`` and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
+    """Readers never see half a file."""
+
+    def dump(tmp: str) -> None:
+        with open(tmp, "w") as f:
             json.dump(payload, f, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, dump)
 
 
 def _fmt_step(report: dict[str, Any]) -> str:

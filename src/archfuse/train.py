@@ -1,7 +1,6 @@
 """archfuse-train: compose the config, then hand it to archfuse.run.job. Imports nothing heavy until
 the run starts, so ``--help`` answers at once."""
 
-import os
 import sys
 
 import hydra
@@ -11,6 +10,7 @@ from archfuse.config_dir import config_dir
 from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
 from archfuse.errors import ConfigError, RunFailed
+from archfuse.process import exit_now, importable_cwd
 
 register_resolvers()
 
@@ -46,16 +46,19 @@ def _train(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def main() -> None:
-    # As with `python -m archfuse.train`, a user's own modules in the working directory can be _target_s.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def main(fast_exit: bool = True) -> None:
+    importable_cwd()
     _train()
+    code = 0
     if _failed_jobs:
         print(f"archfuse-train: error: {len(_failed_jobs)} job(s) of the sweep failed:", file=sys.stderr)
         for label, message, _ in _failed_jobs:
             print(f"  {label}: {message}", file=sys.stderr)
-        sys.exit(max(code for *_, code in _failed_jobs))
+        code = max(code for *_, code in _failed_jobs)
+    if fast_exit:
+        exit_now(code)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Build the Lightning Trainer, its logger and callbacks from the config."""
 
 import copy
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 
+from archfuse.callbacks import ResumeCheckpoint
+from archfuse.checkpoint import LocalCheckpointIO
 from archfuse.ddp import ArchfuseDDPStrategy
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build, locate
@@ -30,11 +32,12 @@ def quiet_lightning(quiet: bool) -> None:
 
 
 def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = False, callbacks: Sequence[Any] = (),
-                  **trainer_overrides: Any) -> Trainer:
+                  resumable: bool = True, **trainer_overrides: Any) -> Trainer:
     """A Trainer that logs to and checkpoints into ``log_dir`` (the run directory, a fold's, a step's).
 
     ``callbacks`` are live objects given by code (a sweep's pruning callback, a recipe's), added to those
-    of the config; ``trainer_overrides`` replace trainer keys (a fine-tune's max_epochs).
+    of the config; ``trainer_overrides`` replace trainer keys (a fine-tune's max_epochs). A fit that is
+    not ``resumable`` (a recipe step's fine-tune) writes no resume checkpoint.
     """
     tcfg = {**copy.deepcopy(config["trainer"]), **trainer_overrides}
     num_threads = tcfg.pop("num_threads", None)
@@ -51,8 +54,10 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
     for name, node in (config.get("callbacks") or {}).items():
         if node:
             # Checkpoints always go into the run's (or fold's, or step's) own checkpoints/ folder.
-            where = {"dirpath": str(Path(log_dir) / "checkpoints")} if _is_checkpoint_callback(node) else {}
-            built.append(build(node, f"callbacks.{name}", **where))
+            where = {"dirpath": str(Path(log_dir) / "checkpoints")} if _writes_files(node) else {}
+            callback = build(node, f"callbacks.{name}", **where)
+            if resumable or not isinstance(callback, ResumeCheckpoint):
+                built.append(callback)
     logger: Any = False
     if config.get("logger"):
         logger = build(config["logger"], "logger", save_dir=str(log_dir))
@@ -62,13 +67,15 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
     if quiet:
         tcfg.update(enable_progress_bar=False, enable_model_summary=False)
     try:
-        return build(tcfg, "trainer", callbacks=[*built, *callbacks], logger=logger, **extra)
+        return build(tcfg, "trainer", callbacks=[*built, *callbacks], logger=logger,
+                     plugins=[LocalCheckpointIO()], **extra)
     except ConfigError:
         raise
     except Exception as err:  # Lightning's MisconfigurationException and friends
         raise ConfigError("trainer", str(err).splitlines()[0]) from None
 
 
-def _is_checkpoint_callback(node: dict[str, Any]) -> bool:
+def _writes_files(node: dict[str, Any]) -> bool:
+    """A callback that takes a ``dirpath`` (checkpoints) writes into the run's checkpoints/ folder."""
     cls = locate(node, "callbacks")
-    return isinstance(cls, type) and issubclass(cls, ModelCheckpoint)
+    return isinstance(cls, type) and "dirpath" in inspect.signature(cls).parameters

@@ -4,6 +4,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
 
+from archfuse.callbacks import ResumeCheckpoint
 from archfuse.cost import measure_cost
 from archfuse.data.digits import DigitsDataModule
 from archfuse.models.build import build_model
@@ -26,8 +27,11 @@ def test_trainer_threads_logger_and_checkpoints(tmp_path):
     assert trainer.max_epochs == 3
     assert trainer.logger.log_dir.rstrip("/") == str(tmp_path / "r")  # events directly in the run directory
     (ckpt,) = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
-    assert (ckpt.dirpath, ckpt.monitor, ckpt.mode, ckpt.save_last) == (str(tmp_path / "r" / "checkpoints"),
-                                                                      "val/acc", "max", True)
+    # best.ckpt: the best epoch's weights alone; last.ckpt (the resume point) is ResumeCheckpoint's
+    assert (ckpt.dirpath, ckpt.monitor, ckpt.mode, ckpt.save_last, ckpt.save_weights_only) == (
+        str(tmp_path / "r" / "checkpoints"), "val/acc", "max", False, True)
+    (resume,) = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]
+    assert (resume.path, resume.every_n_epochs) == (tmp_path / "r" / "checkpoints" / "last.ckpt", 1)
 
 
 def test_early_stopping_option_adds_the_callback(tmp_path):

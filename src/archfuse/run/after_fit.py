@@ -37,7 +37,7 @@ def fine_tune(module: Any, datamodule: Any, config: dict[str, Any], log_dir: Pat
     module.val_acc_best.reset()
     module.lr_override = lr
     try:
-        trainer = build_trainer(config, log_dir, quiet=quiet, max_epochs=int(epochs), min_epochs=None)
+        trainer = build_trainer(config, log_dir, quiet=quiet, resumable=False, max_epochs=int(epochs), min_epochs=None)
         trainer.fit(module, datamodule=datamodule)
     finally:
         module.lr_override = None

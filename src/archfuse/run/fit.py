@@ -1,17 +1,15 @@
 """One fit: train, continue from the best weights through the recipes' after-fit steps and the
 ensemble's combiner, save the final model, test it, measure its cost, log it."""
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning
-import torch
 from lightning.pytorch import Trainer
 
 from archfuse.build import Parts
+from archfuse.checkpoint import save_atomic
 from archfuse.cost import measure_cost
 from archfuse.module import RECORD_KEY
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams
@@ -20,20 +18,10 @@ from archfuse.trainer import build_trainer
 
 
 def save_final(module: Any, path: Path, epoch: int = 0, global_step: int = 0) -> None:
-    """The final model as a checkpoint: weights, run config and structure record (no optimizer state),
-    written atomically so a reader never sees half a file."""
-    payload = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-               RECORD_KEY: module.structure_record(), "epoch": epoch, "global_step": global_step,
-               "pytorch-lightning_version": lightning.__version__}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The final model as a checkpoint: weights, run config and structure record (no optimizer state)."""
+    save_atomic({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                 RECORD_KEY: module.structure_record(), "epoch": epoch, "global_step": global_step,
+                 "pytorch-lightning_version": lightning.__version__}, path)
 
 
 def trainer_for_test(trainer: Trainer, device: str | None, quiet: bool) -> Trainer:

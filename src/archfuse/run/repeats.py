@@ -3,7 +3,8 @@
 Every fit is its own TensorBoard run: ``fold_k/`` for folds, ``seed_S/`` for seeds, ``seed_S/fold_k/``
 for both. The run directory itself is a TensorBoard run too, whose HPARAMS row holds the means (and,
 over seeds, the standard deviations). Under cross-validation a seed's figure is its mean over folds;
-over seeds the result is the mean and the sample standard deviation of those figures.
+over seeds the result is the mean and the sample standard deviation of those figures (over folds alone,
+the population standard deviation, as scikit-learn reports cross-validation).
 """
 
 import statistics
@@ -23,10 +24,13 @@ def repeat_seeds(config: dict[str, Any]) -> list[int]:
     return [int(config.get("seed") or 0) + i for i in range(int(config.get("seeds") or 1))]
 
 
-def _mean_std(rows: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+    """Means and standard deviations: the sample std (n - 1) over seeds, which estimates the spread of a
+    new seed; over folds the population std, as scikit-learn's cross_val_score(...).std() reports it."""
     names = [m for m in METRICS if all(m in r for r in rows)]
     mean = {m: statistics.fmean(r[m] for r in rows) for m in names}
-    std = {m: statistics.stdev([r[m] for r in rows]) if len(rows) > 1 else 0.0 for m in names}
+    spread = statistics.stdev if sample and len(rows) > 1 else statistics.pstdev
+    std = {m: spread([r[m] for r in rows]) for m in names}
     return mean, std
 
 
@@ -69,7 +73,7 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
     summary: dict[str, Any] = {"metrics": dict(mean), "cost": cost, "recipe": results[0]["recipe"]}
     if folds:
         summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
-        fold_mean, fold_std = _mean_std(fold_rows)
+        fold_mean, fold_std = _mean_std(fold_rows, sample=False)
         summary["cv"] = {"folds": fold_rows if len(seeds) > 1 else [{k: v for k, v in r.items() if k != "seed"}
                                                                      for r in fold_rows],
                          "mean": fold_mean, "std": fold_std}

@@ -1,0 +1,51 @@
+"""Callbacks of archfuse's own, for conf/callbacks (Lightning's are used by their own _target_)."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, Trainer
+
+from archfuse.errors import ConfigError
+
+
+class ResumeCheckpoint(Callback):
+    """``last.ckpt``: the whole training state (weights, optimizer, epoch, best so far) to resume from.
+
+    Written after an epoch's validation once at least ``every_n_epochs`` epochs and ``every_seconds``
+    seconds of training have passed since the last write, and always when training ends. The two bound
+    what a killed run loses (the epochs since the last write) against what the writes cost (about 0.1 s
+    each for the 6.4 M parameters of seed000 with Adam): with the defaults a run of short epochs writes
+    about once a minute, and a run whose epochs take a minute or more writes after every epoch. This is
+    the only checkpoint with optimizer state; best.ckpt holds the best epoch's weights alone.
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, every_seconds: float = 60.0):
+        key = "callbacks.resume_checkpoint"
+        if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
+            raise ConfigError(f"{key}.every_n_epochs", f"must be a positive integer, got {every_n_epochs!r}")
+        if not isinstance(every_seconds, int | float) or isinstance(every_seconds, bool) or every_seconds < 0:
+            raise ConfigError(f"{key}.every_seconds", f"must be a number of seconds >= 0, got {every_seconds!r}")
+        self.path = Path(dirpath) / self.FILENAME
+        self.every_n_epochs, self.every_seconds = every_n_epochs, float(every_seconds)
+        self._saved_step, self._saved_epoch, self._saved_at = -1, -1, 0.0
+
+    def _save(self, trainer: Trainer) -> None:
+        trainer.save_checkpoint(str(self.path))
+        self._saved_step, self._saved_epoch, self._saved_at = trainer.global_step, trainer.current_epoch, time.monotonic()
+
+    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
+        self._saved_epoch, self._saved_at = trainer.current_epoch - 1, time.monotonic()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        epochs = trainer.current_epoch - self._saved_epoch
+        if epochs >= self.every_n_epochs and time.monotonic() - self._saved_at >= self.every_seconds:
+            self._save(trainer)
+
+    def on_train_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if not trainer.fast_dev_run and self._saved_step != trainer.global_step:
+            self._save(trainer)
