@@ -161,3 +161,9 @@ class RecordReturns:
         if name.startswith("on_"):
             return lambda *args, **kwargs: None
         raise AttributeError(name)
+
+
+class IndexProbe(Recipe):
+    """Asks for the samples' indices in training batches (as a teacher cache or per-sample weights do)."""
+
+    uses_sample_index = True

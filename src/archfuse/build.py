@@ -127,7 +127,9 @@ def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_class
 def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> Parts:
     """The data module (nothing loaded yet) and the module, built once for one fit."""
     dm = build_datamodule(config)
-    return Parts(dm, build_module(config, dm.input_shape, dm.num_classes, record))
+    module = build_module(config, dm.input_shape, dm.num_classes, record)
+    dm.include_index = module.recipe.uses_sample_index or module.ensemble.uses_sample_index
+    return Parts(dm, module)
 
 
 def module_from_checkpoint(path: str, key: str = "ckpt") -> ClassifierModule:

@@ -67,9 +67,9 @@ class ClassifierModule(LightningModule):
         # Randomness (dropout) drawn from (seed, epoch, rank): a resumed run repeats an uninterrupted one.
         torch.manual_seed(epoch_seed(self.seed, fit_epoch(self.trainer), self.global_rank))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        base, logits = self.ensemble.training_loss(self.net, x, y, self.criterion)
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        y = batch[1]
+        base, logits = self.ensemble.training_loss(self.net, batch, self.criterion)
         loss, terms = self.recipe.total_loss(base, logits, batch, self)
         self.train_acc(logits, y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
@@ -79,14 +79,14 @@ class ClassifierModule(LightningModule):
         return loss
 
     # -- validation and test: metric states are summed over ranks, then computed ---------------
-    def _evaluate(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric) -> tuple[Tensor, Tensor]:
-        x, y = batch
+    def _evaluate(self, batch: tuple[Tensor, ...], loss_metric: MeanMetric, acc_metric) -> tuple[Tensor, Tensor]:
+        x, y = batch[0], batch[1]
         logits = self(x)
         loss_metric.update(F.cross_entropy(logits, y), weight=len(y))
         acc_metric.update(logits, y)
         return logits, y
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
@@ -99,7 +99,7 @@ class ClassifierModule(LightningModule):
         self.val_loss.reset()
         self.val_acc.reset()
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         logits, y = self._evaluate(batch, self.test_loss, self.test_acc)
         self.test_samples.update(len(y))
         self.test_confmat.update(logits, y)

@@ -29,7 +29,7 @@ def test_a_loss_term_changes_the_loss_by_exactly_that_term(tmp_path):
     parts = build([*MLP, CHAIN, "+recipe.l1._target_=contract_plugins.L1Term", "+recipe.l1.weight=0.01"], tmp_path)
     module = parts.module
     x, y = batch_of(parts)
-    base, logits = module.ensemble.training_loss(module.net, x, y, module.criterion)
+    base, logits = module.ensemble.training_loss(module.net, (x, y), module.criterion)
     loss, terms = module.recipe.total_loss(base, logits, (x, y), module)
     expected = 0.01 * sum(p.abs().sum() for p in module.net.parameters() if p.ndim > 1)
     assert set(terms) == {"l1"} and torch.equal(terms["l1"], expected)
@@ -56,7 +56,7 @@ def test_members_trained_together_get_the_gradients_of_training_alone(tmp_path):
     assert not torch.equal(members[0].net[1].weight, members[1].net[1].weight)  # own seeds, own weights
     alone = [copy.deepcopy(m) for m in members]
     x, y = batch_of(parts)
-    loss, logits = module.ensemble.training_loss(module.net, x, y, module.criterion)
+    loss, logits = module.ensemble.training_loss(module.net, (x, y), module.criterion)
     loss.backward()
     for member, copy_ in zip(members, alone, strict=True):
         F.cross_entropy(copy_(x), y).backward()
@@ -74,3 +74,13 @@ def test_a_fitted_combiner_survives_a_weights_only_checkpoint(tmp_path):
     assert torch.equal(reloaded.net.combiner.weights, torch.tensor([0.3, 0.7]))
     x, _ = batch_of(parts, 8)
     assert torch.allclose(reloaded.net(x), parts.module.net(x))
+
+
+def test_a_recipe_that_keeps_per_sample_state_gets_the_samples_indices(tmp_path):
+    parts = build([*MLP, CHAIN, "+recipe.probe._target_=contract_plugins.IndexProbe"], tmp_path)
+    assert parts.datamodule.include_index
+    x, y, index = next(iter(parts.datamodule.train_dataloader()))
+    pool_x, pool_y = parts.datamodule._pool
+    assert torch.equal(x, pool_x[index]) and torch.equal(y, pool_y[index])
+    plain = build(MLP, tmp_path)
+    assert not plain.datamodule.include_index and len(next(iter(plain.datamodule.train_dataloader()))) == 2

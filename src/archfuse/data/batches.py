@@ -9,16 +9,17 @@ from torch.utils.data import Dataset, Sampler
 
 
 class TensorBatches(Dataset):
-    """Indexed by a tensor of indices; returns the whole batch at once."""
+    """Indexed by a tensor of indices; returns the whole batch at once: (images, labels), and with
+    ``with_index`` the samples' indices too (for a recipe or ensemble that keeps per-sample state)."""
 
-    def __init__(self, x: Tensor, y: Tensor):
-        self.x, self.y = x, y
+    def __init__(self, x: Tensor, y: Tensor, with_index: bool = False):
+        self.x, self.y, self.with_index = x, y, with_index
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        return self.x[index], self.y[index]
+    def __getitem__(self, index: Tensor) -> tuple[Tensor, ...]:
+        return (self.x[index], self.y[index], index) if self.with_index else (self.x[index], self.y[index])
 
 
 class IndexBatchSampler(Sampler[Tensor]):

@@ -48,6 +48,9 @@ class TensorDataModule(LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.train_subset, self.seed = val_fraction, train_subset, seed
         self.fold: tuple[int, int] | None = None  # (k, K) for cross-validation
+        # Batches carry the samples' indices into the split's tensors as a third element (set by the run
+        # when a recipe or ensemble strategy keeps per-sample state, e.g. a teacher's outputs).
+        self.include_index = False
         self._split: dict[str, tuple[Tensor, Tensor]] | None = None
 
     # -- what a data set provides ------------------------------------------------------------
@@ -120,7 +123,7 @@ class TensorDataModule(LightningDataModule):
         epoch = (lambda: fit_epoch(trainer)) if trainer is not None else None
         sampler = IndexBatchSampler(idx, self.batch_size, shuffle=split == "train", seed=self.seed,
                                     rank=rank, world_size=world, epoch_source=epoch)
-        return DataLoader(TensorBatches(x, self._labels[split]), sampler=sampler, batch_size=None,
+        return DataLoader(TensorBatches(x, self._labels[split], self.include_index), sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

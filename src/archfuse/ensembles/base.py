@@ -10,8 +10,9 @@ beside it in conf/ensemble/<name>.yaml. It says:
 - ``combiner_tensors(k, num_classes)``: the tensors the rule reads (fitted weights, a stacker's
   coefficients, thresholds). They are buffers of the combiner, so they live in every checkpoint and
   survive a weights_only load;
-- ``training_loss``: by default the sum of each member's own loss, so members trained together learn
-  exactly as if each were trained alone;
+- ``training_loss(net, batch, criterion)``: by default the sum of each member's own loss, so members
+  trained together learn exactly as if each were trained alone; with ``uses_sample_index`` the batch
+  is ``(x, y, index)`` (per-member sample weights: bootstrap samples, shards);
 - ``fit(net, data)``: after training, fit the combiner's tensors on held-out predictions
   (``data.member_logits("val")``) and return what was fitted, for the report.
 """
@@ -89,6 +90,7 @@ class Ensemble:
     """An ensemble strategy (see the module docstring)."""
 
     combine: Callable[..., Tensor] = staticmethod(mean_of_probabilities)
+    uses_sample_index: bool = False
 
     def member_specs(self, model: dict[str, Any], seed: int | None) -> list[MemberSpec]:
         return [MemberSpec(model=model)]
@@ -99,9 +101,10 @@ class Ensemble:
     def build(self, members: list[nn.Module], num_classes: int) -> nn.Module:
         return EnsembleNet(members, Combiner(type(self).combine, self.combiner_tensors(len(members), num_classes)))
 
-    def training_loss(self, net: nn.Module, x: Tensor, y: Tensor, criterion: nn.Module) -> tuple[Tensor, Tensor]:
+    def training_loss(self, net: nn.Module, batch: tuple[Tensor, ...], criterion: nn.Module) -> tuple[Tensor, Tensor]:
         """(loss, combined logits). The sum of the members' own losses: member k's gradients are those
         of training it alone on the batch."""
+        x, y = batch[0], batch[1]
         member_logits = net.member_logits(x)
         loss = sum(criterion(logits, y) for logits in member_logits)
         return loss, net.combiner(member_logits.detach())

@@ -10,6 +10,6 @@ class NoEnsemble(Ensemble):
         (net,) = members
         return net
 
-    def training_loss(self, net: nn.Module, x: Tensor, y: Tensor, criterion: nn.Module) -> tuple[Tensor, Tensor]:
-        logits = net(x)
-        return criterion(logits, y), logits
+    def training_loss(self, net: nn.Module, batch: tuple[Tensor, ...], criterion: nn.Module) -> tuple[Tensor, Tensor]:
+        logits = net(batch[0])
+        return criterion(logits, batch[1]), logits

@@ -8,7 +8,9 @@ needs. In order of a run:
   to (before any data is loaded or anything trained);
 - ``transform(net)``: the network to train (wrap it, add masks or observers, insert a block);
 - ``loss_terms(logits, batch, module)`` and ``base_loss_weight``: the training loss becomes
-  ``base_loss_weight * criterion(logits, y) + sum(loss_terms)``;
+  ``base_loss_weight * criterion(logits, y) + sum(loss_terms)``; with ``uses_sample_index`` the batch
+  is ``(x, y, index)``, the samples' indices into the split (to look up per-sample state such as a
+  teacher's precomputed outputs);
 - ``callbacks()``: Lightning callbacks added to the training run's Trainer;
 - ``after_fit(step)``: after training, starting from the best weights: change ``step.module.net``
   (prune, quantize, cut a block), fine-tune with ``step.fine_tune(epochs)``, and return what the step
@@ -50,6 +52,7 @@ class Recipe:
 
     base_loss_weight: float = 1.0
     evaluation_device: str | None = None
+    uses_sample_index: bool = False  # batches then carry the samples' indices: (x, y, index)
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         """Raise ConfigError for what this recipe cannot apply to."""

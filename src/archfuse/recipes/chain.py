@@ -22,6 +22,7 @@ class RecipeChain(Recipe):
                                   "archfuse.recipes.base.Recipe; check its _target_")
         self.steps: dict[str, Recipe] = dict(steps)
         self.base_loss_weight = math.prod(step.base_loss_weight for step in self.steps.values())
+        self.uses_sample_index = any(step.uses_sample_index for step in self.steps.values())
         devices = {step.evaluation_device for step in self.steps.values()} - {None}
         self.evaluation_device = "cpu" if "cpu" in devices else next(iter(devices), None)
 
