@@ -20,6 +20,8 @@ from archfuse.errors import RunFailed
 
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _PARENT_PID = "ARCHFUSE_RANK0_PID"
+_PARENT_ONLY = ("hydra.mode", "hydra.run.", "hydra.sweep.", "hydra.job.num", "hydra.job.id", "hydra/sweeper",
+                "hydra/launcher", "hydra.sweeper.", "hydra.launcher.")
 
 
 def child_command() -> list[str]:
@@ -29,7 +31,10 @@ def child_command() -> list[str]:
 
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir.replace("'", r"\'")
-    return [sys.executable, "-m", "archfuse.train", *hc.overrides.task, f"hydra.run.dir='{run_dir}'"]
+    # The user's hydra.* overrides (a config search path, say) hold for the ranks too; what makes the
+    # parent a sweep or names its directory does not: each rank re-runs this one job in its directory.
+    hydra = [o for o in hc.overrides.hydra if not o.startswith(_PARENT_ONLY)]
+    return [sys.executable, "-m", "archfuse.train", *hc.overrides.task, *hydra, f"hydra.run.dir='{run_dir}'"]
 
 
 class JobLauncher(_SubprocessScriptLauncher):

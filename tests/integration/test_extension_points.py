@@ -114,3 +114,13 @@ def test_a_multirun_job_returns_its_objective(user_dir):
             assert returned == pytest.approx(s["metrics"]["val/loss"])
         else:
             assert returned == pytest.approx([s["metrics"]["val/acc_best"], s["cost"]["params"]])
+
+
+def test_after_fit_steps_run_under_ddp_with_the_users_config_folder(user_dir):
+    """Every rank re-runs the job with the user's hydra.* overrides (their config folder) and runs the steps."""
+    run_cli(user_dir, *FAST, "model=seed003", "trainer=ddp_cpu", searchpath(user_dir), "recipe=[fine_tune,halve]")
+    (run,) = run_dirs(user_dir)
+    s = summary(run)
+    assert [step["name"] for step in s["recipe"]] == ["fine_tune", "halve"]
+    assert s["metrics"]["test/samples"] == 360 and s["cost"]["params"] == s["recipe"][1]["after"]["params"]
+    assert eval_acc(user_dir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
