@@ -22,7 +22,7 @@ class ResumeCheckpoint(Callback):
 
     FILENAME = "last.ckpt"
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1, every_seconds: float = 60.0):
+    def __init__(self, dirpath: str, *, every_n_epochs: int, every_seconds: float):
         key = "callbacks.resume_checkpoint"
         if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
             raise ConfigError(f"{key}.every_n_epochs", f"must be a positive integer, got {every_n_epochs!r}")

@@ -28,8 +28,8 @@ def count_macs(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     return counter.get_total_flops() // 2
 
 
-def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1,
-                       repeats: int = 30, warmup: int = 5) -> float:
+def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size: int, repeats: int,
+                       warmup: int) -> float:
     """Median wall time of one CPU forward pass of ``batch_size`` samples, in milliseconds."""
     x = torch.randn(batch_size, *input_shape)
     times = []
@@ -42,8 +42,8 @@ def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size:
     return statistics.median(times)
 
 
-def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1, repeats: int = 30,
-                 warmup: int = 5) -> dict[str, float]:
+def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int, repeats: int,
+                 warmup: int) -> dict[str, float]:
     """Parameters, MACs and bytes, and the median CPU latency; the network is left where and as it was."""
     was_training = net.training
     device = next(iter(net.parameters()), torch.empty(0)).device
