@@ -78,7 +78,8 @@ def random_datamodule(samples: int, seed: int = 0):
             y = torch.randint(0, 10, (samples + n_test,), generator=g)
             return Arrays(x[:samples], y[:samples], x[samples:], y[samples:])
 
-    return RandomDataModule(batch_size=128, val_fraction=0.1, seed=0)
+    return RandomDataModule(batch_size=128, num_workers=0, val_fraction=0.1, train_subset=None, seed=0,
+                            augment="none", shift=0.0, rotation=0.0, scale=0.0, shear=0.0)
 
 
 # -- variants of the archfuse side (for --breakdown) --------------------------------------------

@@ -84,8 +84,12 @@ def plain_run(model: str, seed: int, epochs: int, out: Path) -> float:
     from archfuse.models.seed000 import Seed000
     from archfuse.models.seed001 import Seed001
 
-    dm = DigitsDataModule(batch_size=64, num_workers=0, val_fraction=0.15, test_fraction=0.2, train_subset=None,
-                          seed=0, image_size=28)
+    from omegaconf import OmegaConf
+
+    from archfuse.config_dir import config_dir
+
+    dm = DigitsDataModule(**{k: v for k, v in OmegaConf.load(Path(config_dir()) / "data" / "digits.yaml").items()
+                             if k != "_target_"})
     xtr, ytr = dm.split_tensors("train")
     xva, yva = dm.split_tensors("val")
     xte, yte = dm.split_tensors("test")

@@ -69,6 +69,17 @@ def model_config(name: str, **overrides) -> dict:
     return {**OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "model" / f"{name}.yaml")), **overrides}
 
 
+def data_module(name: str = "digits", **overrides):
+    """The data module of conf/data/<name>.yaml (the one place its option values are written down)."""
+    from omegaconf import OmegaConf
+
+    from archfuse.build import build_datamodule
+    from archfuse.config_dir import config_dir
+
+    node = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "data" / f"{name}.yaml"))
+    return build_datamodule({"data": {**node, **overrides}})
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: runs land in its outputs/."""

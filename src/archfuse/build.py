@@ -129,6 +129,7 @@ def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> P
     dm = build_datamodule(config)
     module = build_module(config, dm.input_shape, dm.num_classes, record)
     dm.include_index = module.recipe.uses_sample_index or module.ensemble.uses_sample_index
+    dm.shuffle_seed = module.seed  # the run's seed draws batch order and augmentation; data.seed the split
     return Parts(dm, module)
 
 

@@ -77,6 +77,10 @@ def check_options(node: dict[str, Any], target: Callable[..., Any], key: str,
     """
     params, open_ended = accepted_parameters(target)
     options = {n: p for n, p in params.items() if n not in given_by_code}
+    for name, param in options.items():
+        if param.default is inspect.Parameter.empty and name not in node:
+            raise ConfigError(f"{key}.{name}", f"missing: {getattr(target, '__name__', target)} needs it; add it to "
+                              f"the config (on the command line: +{key}.{name}=VALUE)")
     for name, value in node.items():
         if name.startswith("_") and name.endswith("_"):  # _target_, _partial_
             continue

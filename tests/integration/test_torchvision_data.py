@@ -13,7 +13,7 @@ import torch
 from archfuse.data.torchvision_sets import (CIFAR10DataModule, FashionMNISTDataModule, KMNISTDataModule,
                                             MNISTDataModule)
 from archfuse.errors import ConfigError
-from conftest import REPO, SHARED_MNIST, run_cli, run_dirs, summary
+from conftest import REPO, SHARED_MNIST, data_module, run_cli, run_dirs, summary
 
 
 def write_idx(path, magic: int, array: np.ndarray) -> None:
@@ -81,12 +81,16 @@ def assert_round_trip(dm, arrays: dict[str, np.ndarray]) -> None:
     assert torch.equal(dm.pool_labels(), torch.as_tensor(arrays["train_y"], dtype=torch.long))
 
 
+CONFIG_NAME = {MNISTDataModule: "mnist", FashionMNISTDataModule: "fashion_mnist", KMNISTDataModule: "kmnist",
+               CIFAR10DataModule: "cifar10"}
+
+
 # -- the MNIST family -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("module", [MNISTDataModule, FashionMNISTDataModule, KMNISTDataModule])
 def test_mnist_family_reads_idx_files(tmp_path, module):
     arrays = write_mnist_like(tmp_path, module.dataset_cls.__name__, n_train=100, n_test=30)
-    dm = module(root=str(tmp_path), val_fraction=0.2, batch_size=16)
+    dm = data_module(CONFIG_NAME[module], root=str(tmp_path), val_fraction=0.2, batch_size=16)
     dm.check_available()  # all four files are where torchvision looks
     assert dm.input_shape == (1, 28, 28)
     assert (dm.split_size("train"), dm.split_size("val"), dm.split_size("test")) == (80, 20, 30)
@@ -103,7 +107,7 @@ def test_known_image_round_trips_through_mnist(tmp_path):
     square[10:18, 10:18] = 255
     arrays["test_x"][0] = square
     write_idx(tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte", 2051, arrays["test_x"])
-    dm = MNISTDataModule(root=str(tmp_path), val_fraction=0.2)
+    dm = data_module("mnist", root=str(tmp_path), val_fraction=0.2)
     x, _ = test_split(dm)
     pool = torch.as_tensor(arrays["train_x"]).float().div(255.0)
     restored = x[0, 0] * pool.std() + pool.mean()
@@ -113,7 +117,7 @@ def test_known_image_round_trips_through_mnist(tmp_path):
 @pytest.mark.parametrize("module, name", [(MNISTDataModule, "MNIST"), (KMNISTDataModule, "KMNIST"),
                                           (CIFAR10DataModule, "CIFAR10")])
 def test_missing_dataset_names_the_path_and_download(tmp_path, module, name):
-    dm = module(root=str(tmp_path / "empty"))
+    dm = data_module(CONFIG_NAME[module], root=str(tmp_path / "empty"))
     with pytest.raises(ConfigError) as err:
         dm.setup()
     message = str(err.value)
@@ -126,14 +130,14 @@ def test_one_missing_file_is_named(tmp_path):
     write_mnist_like(tmp_path, "MNIST", n_train=50, n_test=10)
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(ConfigError, match="t10k-labels-idx1-ubyte is missing"):
-        MNISTDataModule(root=str(tmp_path)).check_available()
+        data_module("mnist", root=str(tmp_path)).check_available()
 
 
 # -- CIFAR-10 ---------------------------------------------------------------------------------
 
 def test_cifar_with_checksums_refuses_unofficial_files(tmp_path):
     write_cifar(tmp_path)
-    dm = CIFAR10DataModule(root=str(tmp_path), verify_checksums=True)
+    dm = data_module("cifar10", root=str(tmp_path), verify_checksums=True)
     dm.check_available()  # the files exist; only their MD5 differs
     with pytest.raises(ConfigError) as err:
         dm.setup()
@@ -144,7 +148,7 @@ def test_cifar_with_checksums_refuses_unofficial_files(tmp_path):
 
 def test_cifar_without_checksums_reads_pickled_batches(tmp_path):
     arrays = write_cifar(tmp_path, per_batch=20, n_test=30)
-    dm = CIFAR10DataModule(root=str(tmp_path), verify_checksums=False, val_fraction=0.2, batch_size=8)
+    dm = data_module("cifar10", root=str(tmp_path), verify_checksums=False, val_fraction=0.2, batch_size=8)
     assert dm.input_shape == (3, 32, 32)
     assert (dm.split_size("train"), dm.split_size("val"), dm.split_size("test")) == (80, 20, 30)
     x, y = test_split(dm)
@@ -182,7 +186,7 @@ def test_prepare_mnist_script_splits_real_t10k(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "8000 train, 2000 test" in proc.stdout
-    dm = MNISTDataModule(root=str(out), val_fraction=0.1)
+    dm = data_module("mnist", root=str(out), val_fraction=0.1)
     assert dm.split_size("train") + dm.split_size("val") == 8000
     assert dm.split_size("val") == 800
     x, y = test_split(dm)

@@ -9,13 +9,13 @@ import torch
 from archfuse.data.batches import IndexBatchSampler
 from archfuse.data.digits import DigitsDataModule
 from archfuse.errors import ConfigError
+from conftest import data_module
 
 N_DIGITS = 1797
 
 
 def digits(**kwargs) -> DigitsDataModule:
-    # conf/data/digits.yaml's shares (the class defaults to val_fraction=0.1).
-    dm = DigitsDataModule(**{"val_fraction": 0.15, "test_fraction": 0.2, **kwargs})
+    dm = data_module("digits", **kwargs)  # conf/data/digits.yaml's values, with kwargs over them
     dm.setup()
     return dm
 
@@ -119,7 +119,7 @@ def test_train_subset_larger_than_the_training_split_is_refused():
 def test_folds_partition_the_pool_and_leave_test_alone(dm):
     folds, vals = 5, []
     for k in range(folds):
-        fdm = DigitsDataModule(val_fraction=0.15, test_fraction=0.2, seed=0)
+        fdm = data_module("digits", seed=0)
         fdm.fold = (k, folds)
         fdm.setup()
         train, val = fdm._split["train"][1].tolist(), fdm._split["val"][1].tolist()
@@ -195,7 +195,7 @@ def test_train_shards_have_equal_lengths_and_cover_every_index():
 ])
 def test_bad_settings_name_their_key(kwargs, key, text):
     with pytest.raises(ConfigError) as err:
-        DigitsDataModule(**kwargs)
+        data_module("digits", **kwargs)
     assert err.value.key == key
     assert str(err.value).startswith(f"{key}: ")
     assert text in str(err.value)

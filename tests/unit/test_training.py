@@ -6,11 +6,10 @@ from omegaconf import OmegaConf
 
 from archfuse.callbacks import ResumeCheckpoint
 from archfuse.cost import measure_cost
-from archfuse.data.digits import DigitsDataModule
 from archfuse.models.build import build_model
 from archfuse.trainer import build_trainer
 from archfuse.validate import validate
-from conftest import compose_train, model_config
+from conftest import compose_train, data_module, model_config
 
 
 def config_of(overrides, tmp_path):
@@ -79,7 +78,7 @@ def test_convnet_head_width_zero_leaves_out_the_hidden_layer():
 
 def test_worker_processes_deliver_the_same_batches():
     def batches(workers):
-        dm = DigitsDataModule(batch_size=200, num_workers=workers, val_fraction=0.15)
+        dm = data_module("digits", batch_size=200, num_workers=workers)
         return [(x.sum().item(), y.tolist()) for x, y in dm.val_dataloader()]
 
     assert batches(1) == batches(0)

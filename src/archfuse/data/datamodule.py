@@ -8,9 +8,10 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from archfuse.data.augment import BatchAugment
 from archfuse.data.batches import IndexBatchSampler, TensorBatches
 from archfuse.errors import ConfigError
-from archfuse.randomness import fit_epoch
+from archfuse.randomness import epoch_seed, fit_epoch
 
 
 @dataclass
@@ -26,16 +27,20 @@ class Arrays:
 class TensorDataModule(LightningDataModule):
     """Subclasses give the image shape and ``load_arrays``; this class does the rest.
 
-    The training pool (train + validation) is split with a stratified, seeded split, or into
-    stratified folds when ``fold`` is set; the test split never takes part in either.
+    The training pool (train + validation) is split with a stratified, seeded split (``seed``), or
+    into stratified folds when ``fold`` is set; the test split never takes part in either. Training
+    batches are drawn, and augmented (``augment``: none, shift or affine, with its strengths), from a
+    stream seeded by (``shuffle_seed``, epoch, rank): the run sets ``shuffle_seed`` to its own seed, so
+    a resumed run replays an uninterrupted one and every seed of a repeat sees its own stream. The
+    options' values live in conf/data/<name>.yaml.
     """
 
     in_channels: int = 1
     input_size: tuple[int, int] = (28, 28)
     num_classes: int = 10
 
-    def __init__(self, batch_size: int = 64, num_workers: int = 0, val_fraction: float = 0.1,
-                 train_subset: int | None = None, seed: int = 0):
+    def __init__(self, *, batch_size: int, num_workers: int, val_fraction: float, train_subset: int | None,
+                 seed: int, augment: str, shift: float, rotation: float, scale: float, shear: float):
         super().__init__()
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError("data.batch_size", f"must be a positive integer, got {batch_size!r}")
@@ -47,6 +52,9 @@ class TensorDataModule(LightningDataModule):
             raise ConfigError("data.train_subset", f"must be a positive integer or null, got {train_subset!r}")
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.train_subset, self.seed = val_fraction, train_subset, seed
+        self.augment = BatchAugment(augment, shift, rotation, scale, shear)
+        self.shuffle_seed = seed  # the run's seed, once the run sets it
+        self._stream: tuple[int, torch.Generator] | None = None  # (epoch, generator) of the augmentation
         self.fold: tuple[int, int] | None = None  # (k, K) for cross-validation
         # Batches carry the samples' indices into the split's tensors as a third element (set by the run
         # when a recipe or ensemble strategy keeps per-sample state, e.g. a teacher's outputs).
@@ -83,6 +91,7 @@ class TensorDataModule(LightningDataModule):
         std = arrays.x_pool.std(dim=dims, keepdim=True).clamp_min(1e-6)
         x_pool = ((arrays.x_pool - mean) / std).contiguous()
         x_test = ((arrays.x_test - mean) / std).contiguous()
+        self._blank = (-mean / std).reshape(1, -1, 1, 1)  # a blank (zero) pixel after normalisation
         self._pool = (x_pool, arrays.y_pool)
         train_idx, val_idx = self._train_val_indices(arrays.y_pool)
         if self.train_subset is not None:
@@ -121,10 +130,22 @@ class TensorDataModule(LightningDataModule):
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         epoch = (lambda: fit_epoch(trainer)) if trainer is not None else None
-        sampler = IndexBatchSampler(idx, self.batch_size, shuffle=split == "train", seed=self.seed,
+        sampler = IndexBatchSampler(idx, self.batch_size, shuffle=split == "train", seed=self.shuffle_seed,
                                     rank=rank, world_size=world, epoch_source=epoch)
         return DataLoader(TensorBatches(x, self._labels[split], self.include_index), sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
+        """Training batches only, on their device: the augmentation, drawn from (seed, epoch, rank)."""
+        trainer = getattr(self, "trainer", None)
+        if not self.augment.active or trainer is None or not trainer.training or trainer.sanity_checking:
+            return batch
+        epoch = fit_epoch(trainer)
+        if self._stream is None or self._stream[0] != epoch:  # a new epoch (or a resumed run) starts a new stream
+            seed = epoch_seed(self.shuffle_seed, epoch, trainer.global_rank) + 1  # not the order's stream
+            self._stream = (epoch, torch.Generator().manual_seed(seed))
+        x = self.augment(batch[0], self._stream[1], self._blank.to(batch[0]))
+        return (x, *batch[1:])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

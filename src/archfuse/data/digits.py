@@ -18,7 +18,7 @@ class DigitsDataModule(TensorDataModule):
 
     in_channels, num_classes = 1, 10
 
-    def __init__(self, test_fraction: float = 0.2, image_size: int = 28, **kwargs):
+    def __init__(self, *, test_fraction: float, image_size: int, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < test_fraction < 1.0:
             raise ConfigError("data.test_fraction", f"must be between 0 and 1 (exclusive), got {test_fraction}")

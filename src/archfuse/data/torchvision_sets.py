@@ -12,18 +12,14 @@ from archfuse.errors import ConfigError
 
 
 class TorchvisionDataModule(TensorDataModule):
-    """A torchvision data set under ``root``; ``download=true`` fetches it (rank 0 only).
-
-    ``verify_checksums=false`` accepts CIFAR files whose MD5 differs from the official release
-    (re-packed or reduced copies); the reading code is torchvision's either way.
-    """
+    """A torchvision data set under ``root``; ``download=true`` fetches it (rank 0 only)."""
 
     dataset_cls: type = datasets.MNIST
 
-    def __init__(self, root: str = "~/data", download: bool = False, verify_checksums: bool = True, **kwargs):
+    def __init__(self, *, root: str, download: bool, **kwargs):
         super().__init__(**kwargs)
         self.root = str(Path(root).expanduser())
-        self.download, self.verify_checksums = download, verify_checksums
+        self.download = download
 
     def expected_files(self) -> list[Path]:
         raw = Path(self.root) / self.dataset_cls.__name__ / "raw"
@@ -89,8 +85,15 @@ class _CIFAR10Unverified(datasets.CIFAR10):
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
+    """``verify_checksums=false`` accepts CIFAR files whose MD5 differs from the official release
+    (re-packed or reduced copies); the reading code is torchvision's either way."""
+
     dataset_cls = datasets.CIFAR10
     in_channels, input_size, num_classes = 3, (32, 32), 10
+
+    def __init__(self, *, verify_checksums: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.verify_checksums = verify_checksums
 
     def expected_files(self) -> list[Path]:
         folder = Path(self.root) / self.dataset_cls.base_folder
