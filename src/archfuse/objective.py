@@ -68,3 +68,8 @@ def objective_result(config: dict[str, Any], summary: dict[str, Any]) -> float |
     return values[0] if isinstance(config.get("objective") or "", str) else values
 
 
+def objective_record(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, list]:
+    """The objective as summary.json records it, so tools that rank runs (compare, a sweep's best trials)
+    read what the run was optimised for: names, directions and values, one each per objective."""
+    return {"names": objective_names(config), "directions": objective_directions(config),
+            "values": objective_values(config, summary)}

@@ -112,8 +112,11 @@ def test_a_multirun_job_returns_its_objective(user_dir):
         s, returned = summary(run), json.loads((run / "returned.json").read_text())
         if s["config"]["objective"] == "val/loss":
             assert returned == pytest.approx(s["metrics"]["val/loss"])
+            assert s["objective"] == {"names": ["val/loss"], "directions": ["min"], "values": [returned]}
         else:
             assert returned == pytest.approx([s["metrics"]["val/acc_best"], s["cost"]["params"]])
+            assert s["objective"] == {"names": ["val/acc_best", "cost/params"], "directions": ["max", "min"],
+                                      "values": returned}
 
 
 def test_after_fit_steps_run_under_ddp_with_the_users_config_folder(user_dir):

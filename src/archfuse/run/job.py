@@ -8,7 +8,7 @@ from typing import Any
 
 from archfuse.ddp import end_job, follow_parent
 from archfuse.errors import ConfigError, RunPruned
-from archfuse.objective import objective_result
+from archfuse.objective import objective_record, objective_result
 from archfuse.report import print_summary, versions, write_json_atomic
 from archfuse.run.repeats import run_repeats
 from archfuse.run.fit import fit_and_test
@@ -50,9 +50,11 @@ def run_job(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool 
     if summary is None:  # a non-zero DDP rank: rank 0 reports
         return float("nan")
     payload = {"config": config, "choices": choices, **summary, "versions": versions(), "status": "ok"}
+    result = objective_result(config, payload)  # a metric the run did not report fails before anything is written
+    payload["objective"] = objective_record(config, payload)
     write_json_atomic(run_dir / "summary.json", payload)
     print_summary(payload, run_dir)  # printed in quiet mode too: it is the run's one line of result
-    return objective_result(config, payload)
+    return result
 
 
 def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path,
