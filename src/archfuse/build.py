@@ -121,7 +121,8 @@ def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_class
         net=network.net, criterion=build(config["criterion"], "criterion"),
         optimizer=build(config["optimizer"], "optimizer"), scheduler=scheduler,
         recipe=network.recipe, ensemble=network.ensemble, member_records=network.member_records,
-        input_shape=tuple(input_shape), num_classes=num_classes, seed=seed, config=config)
+        input_shape=tuple(input_shape), num_classes=num_classes, seed=seed,
+        fit_epochs=(config.get("trainer") or {}).get("max_epochs"), config=config)
 
 
 def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> Parts:

@@ -4,7 +4,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from archfuse.errors import ConfigError
 
@@ -49,3 +51,28 @@ class ResumeCheckpoint(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: Any) -> None:
         if not trainer.fast_dev_run and self._saved_step != trainer.global_step:
             self._save(trainer)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose ties on the monitored metric go to the ``later`` epoch (or, with
+    ``ties: earlier``, stay with the first, as ModelCheckpoint does).
+
+    Validation accuracy on a few hundred images ties often: on the digits' 270 validation images many
+    epochs of a run reach the same count of errors. A decaying learning rate makes the later of two tied
+    epochs the better-converged one, and taking it raised the mean test accuracy of seed000 on the digits
+    over 5 seeds from 0.9939 to 0.9961 (docs/results.md).
+    """
+
+    def __init__(self, *, ties: str, **kwargs: Any):
+        if ties not in ("later", "earlier"):
+            raise ConfigError("callbacks.model_checkpoint.ties", f"must be later or earlier, got {ties!r}")
+        super().__init__(**kwargs)
+        self.ties = ties
+
+    def check_monitor_top_k(self, trainer: Trainer, current: torch.Tensor | None = None) -> bool:
+        full = current is not None and self.save_top_k != -1 and len(self.best_k_models) >= self.save_top_k
+        if self.ties == "earlier" or not full:
+            return super().check_monitor_top_k(trainer, current)
+        at_least = {"min": torch.le, "max": torch.ge}[self.mode]
+        better = bool(at_least(current, self.best_k_models[self.kth_best_model_path]))
+        return trainer.strategy.reduce_boolean_decision(better)

@@ -2,6 +2,7 @@
 scheduler factories, the recipe and ensemble strategy) and knows no config tree; the run config is
 only carried along, so that every checkpoint can rebuild its network and data module."""
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +24,13 @@ RECORD_KEY = "archfuse"
 
 class ClassifierModule(LightningModule):
     """Classifier trained with ``criterion`` (plus the recipe's loss terms); evaluated with plain
-    cross-entropy, so val/loss and test/loss compare across criteria."""
+    cross-entropy, so val/loss and test/loss compare across criteria, and in full precision, whatever
+    precision it trains in."""
 
     def __init__(self, net: nn.Module, criterion: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, recipe: Recipe | None = None,
                  ensemble: Ensemble | None = None, member_records: list | None = None, *,
-                 input_shape: tuple[int, ...], num_classes: int, seed: int = 0,
+                 input_shape: tuple[int, ...], num_classes: int, seed: int = 0, fit_epochs: int | None = None,
                  config: dict[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters({"config": config or {}, "input_shape": tuple(input_shape),
@@ -39,6 +41,7 @@ class ClassifierModule(LightningModule):
         self.ensemble = ensemble or NoEnsemble()
         self.member_records = member_records or [None]
         self.input_shape, self.num_classes, self.seed = tuple(input_shape), num_classes, seed
+        self.fit_epochs = fit_epochs  # epochs of the run's fit, for a schedule built before its Trainer exists
         self.lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
         acc = lambda: MulticlassAccuracy(num_classes=num_classes, average="micro")  # noqa: E731
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
@@ -81,7 +84,10 @@ class ClassifierModule(LightningModule):
     # -- validation and test: metric states are summed over ranks, then computed ---------------
     def _evaluate(self, batch: tuple[Tensor, ...], loss_metric: MeanMetric, acc_metric) -> tuple[Tensor, Tensor]:
         x, y = batch[0], batch[1]
-        logits = self(x)
+        # Mixed precision speeds up training only: every evaluation (validation, test, archfuse-eval, a recipe
+        # step's before/after, cost) runs the model in full precision, so their figures agree.
+        with torch.autocast(x.device.type, enabled=False):
+            logits = self(x)
         loss_metric.update(F.cross_entropy(logits, y), weight=len(y))
         acc_metric.update(logits, y)
         return logits, y
@@ -120,7 +126,15 @@ class ClassifierModule(LightningModule):
         return optimizer
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        return None if self.scheduler_factory is None else self.scheduler_factory(optimizer=optimizer)
+        """The scheduler; one that takes ``fit_epochs`` (archfuse.scheduler) gets the length of the fit it
+        runs in: the attached Trainer's epochs (a recipe step's fine-tune), else the run's."""
+        if self.scheduler_factory is None:
+            return None
+        extra = {}
+        if "fit_epochs" in inspect.signature(self.scheduler_factory).parameters:
+            trainer = self._trainer
+            extra["fit_epochs"] = trainer.max_epochs if trainer is not None else self.fit_epochs
+        return self.scheduler_factory(optimizer=optimizer, **extra)
 
     def keep_optimizers(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
         """Optimizer and scheduler built early (validation builds them, so bad values fail before any data

@@ -134,6 +134,10 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
         cv = payload["cv"]
         rows.append(("cv folds", f"{len(cv['folds'])}: val/acc_best {cv['mean']['val/acc_best']:.4f} "
                                  f"± {cv['std']['val/acc_best']:.4f}"))
+    if payload.get("training"):
+        t = payload["training"]
+        fits = f" in {t['fits']} fits" if t.get("fits", 1) > 1 else ""
+        rows.append(("training", f"{t['epochs']} epochs, {t['precision']}, {t['seconds']:.1f} s{fits}"))
     for i, step in enumerate(payload.get("recipe") or [], start=1):
         rows.append((f"recipe {i}: {step['name']}", _fmt_step(step)))
     if c:

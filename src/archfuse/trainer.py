@@ -1,7 +1,6 @@
 """Build the Lightning Trainer, its logger and callbacks from the config."""
 
 import copy
-import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from archfuse.checkpoint import LocalCheckpointIO
 from archfuse.ddp import ArchfuseDDPStrategy
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build, locate
+from archfuse.options import accepted_parameters
 
 
 def quiet_lightning(quiet: bool) -> None:
@@ -31,6 +31,27 @@ def quiet_lightning(quiet: bool) -> None:
             log.propagate = True
 
 
+def native_bf16(accelerator: str | None) -> bool:
+    """Whether the device the run trains on computes bf16 natively: a CUDA GPU that supports it, or a
+    CPU with AVX512-BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32."""
+    if accelerator in (None, "auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if accelerator not in (None, "auto", "cpu"):
+        return False
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume no native bf16
+        return False
+
+
+def resolve_precision(precision: Any, accelerator: str | None) -> Any:
+    """``precision: auto`` is bf16 mixed precision where the device computes bf16 natively, else fp32;
+    any other value goes to Lightning as it is."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if native_bf16(accelerator) else "32-true"
+
+
 def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = False, callbacks: Sequence[Any] = (),
                   resumable: bool = True, **trainer_overrides: Any) -> Trainer:
     """A Trainer that logs to and checkpoints into ``log_dir`` (the run directory, a fold's, a step's).
@@ -40,6 +61,7 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
     not ``resumable`` (a recipe step's fine-tune) writes no resume checkpoint.
     """
     tcfg = {**copy.deepcopy(config["trainer"]), **trainer_overrides}
+    tcfg["precision"] = resolve_precision(tcfg.get("precision"), tcfg.get("accelerator"))
     num_threads = tcfg.pop("num_threads", None)
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -78,4 +100,4 @@ def build_trainer(config: dict[str, Any], log_dir: str | Path, quiet: bool = Fal
 def _writes_files(node: dict[str, Any]) -> bool:
     """A callback that takes a ``dirpath`` (checkpoints) writes into the run's checkpoints/ folder."""
     cls = locate(node, "callbacks")
-    return isinstance(cls, type) and "dirpath" in inspect.signature(cls).parameters
+    return isinstance(cls, type) and "dirpath" in accepted_parameters(cls)[0]  # through **kwargs to the base

@@ -78,6 +78,8 @@ def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
         optimizer = module.make_optimizer()
         key = "scheduler"
         module.keep_optimizers(optimizer, module.make_scheduler(optimizer))
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(key, f"{config[key]['_target_']} rejected its arguments: {err}") from None
 

@@ -68,5 +68,6 @@ def test_help_lists_groups_without_importing_torch():
     assert proc.returncode == 0, proc.stderr
     for line in ("model: convnet, mlp, seed000, seed001, seed003", "trainer: cpu, ddp, ddp_cpu, default, gpu",
                  "data: cifar10, digits, fashion_mnist, kmnist, mnist", "recipe: none", "ensemble: none",
+                 "scheduler: cosine, none, plateau, step",
                  "experiment: seed000_digits, seed001_mnist"):
         assert line in proc.stdout

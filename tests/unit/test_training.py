@@ -49,15 +49,15 @@ def test_quiet_mode_turns_off_progress_bar_and_summary(tmp_path):
 
 def test_optimizer_and_scheduler_come_from_config(tmp_path):
     config = config_of(["optimizer._target_=torch.optim.SGD", "optimizer.lr=0.05", "+optimizer.momentum=0.9",
-                        "+scheduler._target_=torch.optim.lr_scheduler.StepLR", "+scheduler._partial_=true",
-                        "+scheduler.step_size=2", "model=mlp"], tmp_path)
+                        "scheduler=step", "scheduler.step_size=2", "model=mlp"], tmp_path)
     module = validate(config).module
     out = module.configure_optimizers()
     optimizer, scheduler = out["optimizer"], out["lr_scheduler"]["scheduler"]
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
     assert optimizer.param_groups[0]["lr"] == 0.05
     assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR) and scheduler.step_size == 2
-    assert isinstance(validate(config_of(["model=mlp"], tmp_path)).module.configure_optimizers(), torch.optim.Adam)
+    plain = validate(config_of(["model=mlp", "scheduler=none"], tmp_path)).module.configure_optimizers()
+    assert isinstance(plain, torch.optim.Adam)
 
 
 def test_cost_counts_params_macs_and_uses_the_latency_batch_size():

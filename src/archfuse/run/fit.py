@@ -1,6 +1,7 @@
 """One fit: train, continue from the best weights through the recipes' after-fit steps and the
 ensemble's combiner, save the final model, test it, measure its cost, log it."""
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     quiet = bool(config.get("quiet"))
     module, dm = parts.module, parts.datamodule
     trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
+    started = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    training = {"precision": str(trainer.precision), "epochs": trainer.current_epoch,
+                "seconds": round(time.perf_counter() - started, 2)}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
@@ -58,7 +62,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     tester = trainer_for_test(trainer, module.recipe.evaluation_device, quiet)
     tested = tester.test(module, datamodule=dm, verbose=not quiet)
     metrics.update({k: float(v) for k, v in tested[0].items()})
-    result: dict[str, Any] = {"metrics": metrics, "recipe": recipe_reports, "checkpoint": final,
+    result: dict[str, Any] = {"metrics": metrics, "training": training, "recipe": recipe_reports, "checkpoint": final,
                               "best_checkpoint": best or None, "is_global_zero": trainer.is_global_zero}
     if ensemble_report is not None:
         result["ensemble"] = ensemble_report
@@ -70,5 +74,6 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
             step = trainer.global_step
             log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
             final_metrics = {**metrics, **{f"cost/{k}": v for k, v in result["cost"].items()}}
-            log_hparams(trainer.logger, {**hparams_of(config, choices), **(hparams_extra or {})}, final_metrics, step)
+            hparams = {**hparams_of(config, choices), "trainer.precision": training["precision"], **(hparams_extra or {})}
+            log_hparams(trainer.logger, hparams, final_metrics, step)
     return result

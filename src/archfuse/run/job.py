@@ -72,5 +72,5 @@ def _fit_run(config: dict[str, Any], choices: dict[str, str], run_dir: Path,
     result = fit_and_test(config, parts, run_dir, choices, callbacks=callbacks, resume_from=resume_from)
     if not result["is_global_zero"]:
         return None
-    keys = ("metrics", "cost", "recipe", "ensemble", "checkpoint", "best_checkpoint", "confusion_matrix")
+    keys = ("metrics", "training", "cost", "recipe", "ensemble", "checkpoint", "best_checkpoint", "confusion_matrix")
     return {k: result[k] for k in keys if k in result}

@@ -70,7 +70,10 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
         return None
     mean, std = _mean_std(per_seed)
     cost = results[0]["cost"]
-    summary: dict[str, Any] = {"metrics": dict(mean), "cost": cost, "recipe": results[0]["recipe"]}
+    training = {"precision": results[0]["training"]["precision"], "epochs": results[0]["training"]["epochs"],
+                "seconds": round(sum(r["training"]["seconds"] for r in results), 2), "fits": len(results)}
+    summary: dict[str, Any] = {"metrics": dict(mean), "training": training, "cost": cost,
+                               "recipe": results[0]["recipe"]}
     if folds:
         summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
         fold_mean, fold_std = _mean_std(fold_rows, sample=False)
