@@ -15,6 +15,7 @@ from archfuse.models.build import check_forward
 from archfuse.module import RECORD_KEY
 from archfuse.objective import check_objective
 from archfuse.options import check_options
+from archfuse.trainer import build_trainer
 
 # The run's own nodes: their keys, each a non-negative integer (the values live in conf/train.yaml).
 RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup")}
@@ -95,9 +96,17 @@ def check_resume(path: str, parts: Parts, ckpt: dict[str, Any]) -> None:
         raise ConfigError("ckpt_path", f"{path} lacks {sorted(missing)[0]}: it was trained with another model config")
 
 
+def check_trainer(config: dict[str, Any]) -> None:
+    """The Trainer with its logger and callbacks, built once and dropped: a value Lightning or a callback
+    refuses (precision, strategy, a checkpoint option) fails now, not after the data has loaded. Nothing is
+    written: the logger and checkpoints create their files only when they first write."""
+    build_trainer(config, config["paths"]["run_dir"], quiet=True)
+
+
 def validate(config: dict[str, Any]) -> Parts:
     """Check the config and build the run's parts; nothing is downloaded, loaded or trained."""
     check_keys(config)
+    check_trainer(config)
     ckpt = read_checkpoint(config["ckpt_path"], "ckpt_path") if config.get("ckpt_path") else None
     parts = build_run(config, record=(ckpt or {}).get(RECORD_KEY))
     parts.datamodule.check_available()

@@ -13,6 +13,7 @@ CASES = [
     (["data=mnist", "data.root=/nonexistent/data"], "data.root: MNIST not found: /nonexistent/data/MNIST/raw"),
     (["optimizer.lr=-1"], "optimizer: torch.optim.Adam rejected its arguments: Invalid learning rate"),
     (["cv.folds=1000"], "cv.folds: 1000 folds need at least 1000 images of every class"),
+    (["data.augment=flip"], "data.augment: unknown augmentation 'flip'; choose one of none, shift, affine"),
 ]
 
 

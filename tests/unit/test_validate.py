@@ -40,6 +40,13 @@ CASES = [
     (["recipe._target_=archfuse.recipes.chain.RecipeChain", "+recipe.x._target_=torch.nn.Identity"],
      "recipe.x: builds a Identity, not an archfuse.recipes.base.Recipe"),
     (["ensemble._target_=torch.nn.Identity"], "ensemble._target_: torch.nn.Identity is not an"),
+    (["data.augment=flip"], "data.augment: unknown augmentation 'flip'; choose one of none, shift, affine"),
+    (["data.rotation=270"], "data.rotation: must be a number >= 0, degrees, at most 180; got 270"),
+    (["data.shift=0.6"], "data.shift: must be a number >= 0, of the image side, below half the image; got 0.6"),
+    (["data.scale=-0.1"], "data.scale: must be a number >= 0"),
+    (["scheduler.warmup_epochs=-2"], "scheduler.warmup_epochs: must be an integer >= 0, got -2"),
+    (["trainer.precision=bf17"], "trainer"),
+    (["callbacks.model_checkpoint.ties=first"], "callbacks.model_checkpoint.ties: must be later or earlier"),
 ]
 
 
