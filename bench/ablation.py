@@ -55,7 +55,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "adamw": (["optimizer._target_=torch.optim.AdamW", "optimizer.weight_decay=0.05"],
               "+ AdamW, weight decay 0.05"),
     "warmup": (["scheduler.warmup_epochs=2"], "+ 2 warm-up epochs"),
-    "40ep": (["trainer.max_epochs=40"], "+ 40 epochs"),
+    "lr2e-3": (["optimizer.lr=0.002"], "learning rate 2e-3 instead of 1e-3"),
 }
 
 
