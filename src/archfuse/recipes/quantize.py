@@ -27,6 +27,8 @@ from archfuse.recipes.base import AfterFit, Recipe
 
 MODES = ("dynamic", "static", "qat")
 EXAMPLE_BATCH = 4  # export traces a batch of this size, with the batch dimension left dynamic
+CHUNK = 256  # compiled int8 calls take batches of 1, 2, 4, ..., CHUNK samples (larger ones are split)
+SHAPES = CHUNK.bit_length() + 1  # how many batch shapes can be compiled
 
 
 class _DropNotice(logging.Filter):
@@ -163,13 +165,24 @@ class Int8Net(nn.Module):
         x = x.float()
         if not self.compile or is_in_torch_dispatch_mode():
             return self.graph(x)
+        return torch.cat([self._compiled_run(chunk) for chunk in x.split(CHUNK)])
+
+    def _compiled_run(self, x: Tensor) -> Tensor:
+        """One compiled call on a batch padded to a power of two (at most CHUNK): a few static shapes, each
+        compiled once. (Inductor's int8 convolutions fail their stride checks with a dynamic batch size.)
+        Samples do not interact, so each sample's output is the same whatever batch it arrives in."""
+        n = len(x)
+        size = 1 << (n - 1).bit_length()
+        if size != n:
+            x = torch.cat([x, x.new_zeros(size - n, *x.shape[1:])])
         if self._compiled is None:
-            self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=True)
+            self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=False)
         # Freezing lets Inductor fold the int8 weights into prepacked oneDNN kernels; without it the graph
         # runs reference ops (measured: 1.7x instead of 22x over eager fp32). Set only while compiling here.
-        with torch._inductor.config.patch(freezing=True), warnings.catch_warnings():
+        with torch._inductor.config.patch(freezing=True), torch._dynamo.config.patch(recompile_limit=SHAPES), \
+                warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
-            return self._compiled(x)
+            return self._compiled(x)[:n]
 
 
 class Quantize(Recipe):
