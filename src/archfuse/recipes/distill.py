@@ -184,7 +184,8 @@ class Distill(Recipe):
 
         teacher = self.prepare(step.module, step.datamodule)
         val, test = accuracy(teacher, step.datamodule, "val"), accuracy(teacher, step.datamodule, "test")
-        source = str(self.teacher_path) if self.teacher_path is not None else self.teacher_model["_target_"]
+        source = (str(Path(self.teacher_path).expanduser().resolve()) if self.teacher_path is not None
+                  else self.teacher_model["_target_"])
         return {"temperature": self.temperature, "alpha": self.alpha,
                 "teacher": {"source": source, "val/acc": val["acc"], "test/acc": test["acc"],
                             "params": count_params(teacher)}}
