@@ -211,7 +211,10 @@ def test_the_compiled_int8_network_runs_onednn_int8_kernels(tmp_path):
     compiled = Int8Net(eager.graph, compile=True)
     x, _ = dm.split_tensors("test")
     with torch.inference_mode():
-        compiled(x[:64])  # compiles
+        compiled(x[:64].clone())  # compiles, for an inference tensor
+    # A plain tensor under no_grad is another compile (dynamo guards on both): it gets int8 kernels too.
+    with torch.no_grad():
+        compiled(x[:64])
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             out = compiled(x[:64])
         reference = eager(x[:64])
