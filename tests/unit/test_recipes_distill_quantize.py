@@ -115,9 +115,9 @@ def test_bad_teachers_are_clear_errors(tmp_path):
 
 
 # -- quantize ----------------------------------------------------------------------------------
-def quantized(tmp_path: Path, mode: str = "static"):
+def quantized(tmp_path: Path, mode: str = "static", model: tuple[str, ...] = ("model=seed003",)):
     cfg = config(tmp_path, "recipe=quantize", f"recipe.quantize.mode={mode}", "recipe.quantize.compile=false",
-                 "recipe.quantize.calibration_batches=2", model=("model=seed003",))
+                 "recipe.quantize.calibration_batches=2", model=model)
     parts = build_run(cfg)
     module, dm = parts.module, parts.datamodule
     module.recipe.check(module.net, dm)
@@ -149,8 +149,10 @@ def test_the_int8_network_has_int8_weights_and_quantized_ops_and_is_smaller(tmp_
         assert report["calibration_samples"] == 2 * dm.batch_size
 
 
-def test_the_int8_network_reloads_from_its_checkpoint_to_the_same_outputs(tmp_path):
-    module, dm, _, _ = quantized(tmp_path, "static")
+@pytest.mark.parametrize("model", [("model=seed003",), ("model=convnet", "model.batch_norm=true", "model.width=8")],
+                         ids=["seed003", "convnet_batch_norm"])
+def test_the_int8_network_reloads_from_its_checkpoint_to_the_same_outputs(tmp_path, model):
+    module, dm, _, _ = quantized(tmp_path, "static", model)  # batch norms are folded into the int8 weights
     path = tmp_path / "final.ckpt"
     save_final(module, path)
     torch.manual_seed(123)  # the rebuild does not depend on the random state

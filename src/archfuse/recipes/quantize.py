@@ -9,9 +9,10 @@ to a graph of int8 weights with quantize/dequantize ops. That graph runs int8 ke
 compiles it with freezing on (it then fuses the q/dq patterns into oneDNN int8 convolutions and matmuls);
 eager it computes the same numbers with reference ops, slowly. ``compile: false`` keeps it eager.
 
-A converted graph cannot be pickled, so the checkpoint keeps the prepared graph's state (fp32 weights
-and the observers' calibration statistics, all tensors) in the recipe state, and ``restore`` repeats
-export, prepare and convert from it: deterministic, so the reloaded int8 model equals the saved one.
+A converted graph cannot be pickled, so the checkpoint keeps, as tensors in the recipe state, the fp32
+weights the network was exported from and the prepared graph's state (its weights, batch norms folded
+in, and the observers' calibration statistics); ``restore`` repeats export, prepare and convert from
+them: deterministic, so the reloaded int8 model equals the saved one.
 """
 
 import logging
@@ -232,6 +233,8 @@ class Quantize(Recipe):
         module, dm = step.module, step.datamodule
         shape = tuple(module.input_shape)
         net = module.net.cpu().eval()
+        # The weights export starts from: prepare folds batch norms into them, so restore() repeats it from these.
+        float_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         report: dict[str, Any] = {"mode": self.mode, "compiled": self.compile}
         if self.mode == "qat":
             module.net = QATNet(prepare(net.train(), shape, "qat"))
@@ -247,25 +250,28 @@ class Quantize(Recipe):
                     prepared(batch.float())
             report["calibration_samples"] = samples
         state = {k: v.detach().clone() for k, v in prepared.state_dict().items()}
-        module.net = self._int8(prepared, state, shape)
+        module.net = self._int8(prepared, {"float": float_state, "prepared": state}, shape)
         report["quantized_ops"] = quantized_ops(module.net.graph)
         return report
 
-    def _int8(self, prepared: nn.Module, state: dict[str, Tensor], shape: tuple[int, ...]) -> Int8Net:
+    def _int8(self, prepared: nn.Module, tensors: dict[str, dict[str, Tensor]], shape: tuple[int, ...]) -> Int8Net:
         net = Int8Net(convert(prepared), self.compile)
-        net.prepared_state, net.input_shape = state, list(shape)  # what restore() needs to rebuild it
+        net.saved_tensors, net.input_shape = tensors, list(shape)  # what restore() rebuilds it from
         return net
 
     def state(self, net: nn.Module) -> Any:
         if not isinstance(net, Int8Net):
             return None
-        return {"mode": self.mode, "input_shape": net.input_shape, "prepared": net.prepared_state}
+        return {"mode": self.mode, "input_shape": net.input_shape, **net.saved_tensors}
 
     def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        """The int8 network of a checkpoint: export, prepare and convert again from its saved state."""
+        """The int8 network of a checkpoint: the fp32 weights it was exported from, exported and prepared
+        again, the calibrated (or fine-tuned) prepared state copied in, converted."""
         shape = tuple(state["input_shape"])
-        prepared = prepare(net.cpu().train(state["mode"] == "qat"), shape, state["mode"])
+        net = net.cpu()
+        net.load_state_dict(state["float"])
+        prepared = prepare(net.train(state["mode"] == "qat"), shape, state["mode"])
         if state["mode"] == "qat":
             _pt2e()[-1](prepared)  # to eval: the converted graph is inference-only
         load_prepared_state(prepared, state["prepared"])
-        return self._int8(prepared, state["prepared"], shape)
+        return self._int8(prepared, {"float": state["float"], "prepared": state["prepared"]}, shape)
