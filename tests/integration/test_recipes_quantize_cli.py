@@ -57,8 +57,9 @@ def test_a_student_distils_from_a_teacher_checkpoint(workdir):
     run_cli(teacher_dir, *FAST, "model=mlp", "model.hidden_sizes=[256]", "trainer.max_epochs=2")
     (teacher_run,) = run_dirs(teacher_dir)
     teacher = summary(teacher_run)
-    run_cli(student_dir, *FAST, *STUDENT, "recipe=distill", f"recipe.distill.teacher={teacher['best_checkpoint']}",
-            "recipe.distill.alpha=0.7", "data.augment=none")
+    proc = run_cli(student_dir, *FAST, *STUDENT, "recipe=distill", f"recipe.distill.teacher={teacher['best_checkpoint']}",
+                   "recipe.distill.alpha=0.7", "data.augment=none")
+    assert "Warning" not in proc.stderr, proc.stderr
     (run,) = run_dirs(student_dir)
     s = summary(run)
     (step,) = s["recipe"]
