@@ -11,7 +11,7 @@ from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
 from archfuse.errors import ConfigError, RunFailed
 from archfuse.process import exit_now, importable_cwd
-from archfuse.sweep.cli import in_sweep, params_on_command_line
+from archfuse.sweep.cli import check_overrides, in_sweep, params_on_command_line
 
 register_resolvers()
 
@@ -53,6 +53,10 @@ def _train(cfg: DictConfig) -> float:
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
     sys.argv[1:] = params_on_command_line(sys.argv[1:])
+    bad = check_overrides(sys.argv[1:])
+    if bad:
+        print(f"archfuse-train: error: {bad}", file=sys.stderr)
+        sys.exit(2)
     _train()
     code = 0
     if _failed_jobs:

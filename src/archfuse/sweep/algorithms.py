@@ -11,10 +11,18 @@ import optuna
 from archfuse.errors import ConfigError
 from archfuse.options import check_options
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is covered (which works only
+    inside study.optimize): the sweep loop stops by itself after the last cell (n_trials = cells)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 SAMPLERS: dict[str, Callable[[], type]] = {
     "tpe": lambda: optuna.samplers.TPESampler,
     "random": lambda: optuna.samplers.RandomSampler,
-    "grid": lambda: optuna.samplers.GridSampler,
+    "grid": lambda: GridSampler,
     "cmaes": lambda: optuna.samplers.CmaEsSampler,
     "nsga2": lambda: optuna.samplers.NSGAIISampler,
     "gp": lambda: optuna.samplers.GPSampler,

@@ -83,7 +83,7 @@ def write_best(study: optuna.Study, sweep_dir: Path, names: list[str], direction
                "pareto_front": [entry(t) for t in best]}
     path = sweep_dir / "best.yaml"
     text = "# The best trial of the sweep: paste `command` (or `overrides`) to run it again.\n" + \
-        yaml.safe_dump(doc, sort_keys=False, width=120)
+        yaml.safe_dump(doc, sort_keys=False, width=10_000)
     write_atomic(path, lambda tmp: Path(tmp).write_text(text))
     return path
 

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from archfuse.config_dir import run_name
 from archfuse.errors import ConfigError, RunPruned
+from archfuse.files import write_atomic
 from archfuse.objective import check_objective, objective_directions, objective_names
 from archfuse.process import exit_now
 from archfuse.sweep import algorithms, results
@@ -200,9 +201,11 @@ class Sweep:
         trial.set_user_attr("run_dir", subdir)
         spec = {"storage": self.url, "study": self.name, "trial_id": trial._trial_id, "number": trial.number,
                 "pruner": self.pruner, "pruner_args": self.s.pruner_args, "monitor": self._monitor()}
+        spec_file = self.sweep_dir / ".trials" / f"{trial.number}.json"
+        write_atomic(spec_file, lambda tmp: Path(tmp).write_text(json.dumps(spec)))
         self._started[trial.number] = time.perf_counter()
         return [*self.rest, *self.space.overrides(params), f"hydra.sweep.dir={_quote(str(self.sweep_dir))}",
-                f"hydra.sweep.subdir={_quote(subdir)}", f"++hydra.job.env_set.{ENV}={_quote(json.dumps(spec))}"]
+                f"hydra.sweep.subdir={_quote(subdir)}", f"++hydra.job.env_set.{ENV}={_quote(str(spec_file))}"]
 
     def _monitor(self) -> str:
         """What each epoch reports for pruning: the objective itself when it is a per-epoch val/ metric."""
@@ -306,6 +309,8 @@ def _fmt_params(params: dict[str, Any]) -> str:
 
 def run_sweep(plugin: Any, given: dict[str, Any], arguments: list[str]) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # ask/tell with our own heartbeat thread (storage.Heartbeat) is what Optuna warns about: it is meant
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = Sweep(plugin, given)
     try:
