@@ -163,7 +163,9 @@ class Sweep:
                 if not batch:
                     break
                 jobs = [self._job(t) for t in batch]
+                launch_started = time.perf_counter()
                 returns = self.plugin.launcher.launch(jobs, initial_job_idx=batch[0].number)
+                self._launch_seconds += time.perf_counter() - launch_started
                 for trial, ret in zip(batch, returns):
                     self._tell(trial, ret)
                     heartbeat.remove(trial._trial_id)
@@ -171,17 +173,17 @@ class Sweep:
                 results.write_csv(self.study, self.sweep_dir, self.names)
                 if self._too_many_failures():
                     break
+            overhead = time.perf_counter() - started - self._launch_seconds
         finally:
             heartbeat.stop()
-        overhead = time.perf_counter() - started - sum(self._job_seconds.values())
+            _stop_joblib_workers()
         return self._finish(launched, overhead)
 
     def _prepare_launcher(self) -> None:
         with open_dict(self.config):  # the launcher writes multirun.yaml into the sweep directory
             self.config.hydra.sweep.dir = str(self.sweep_dir)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        self._job_seconds: dict[int, float] = {}
-        self._started: dict[int, float] = {}
+        self._launch_seconds = 0.0
 
     def _over_budget(self, trial: optuna.Trial) -> bool:
         """Another worker may have asked at the same moment: trial numbers say who came first."""
@@ -203,7 +205,6 @@ class Sweep:
                 "pruner": self.pruner, "pruner_args": self.s.pruner_args, "monitor": self._monitor()}
         spec_file = self.sweep_dir / ".trials" / f"{trial.number}.json"
         write_atomic(spec_file, lambda tmp: Path(tmp).write_text(json.dumps(spec)))
-        self._started[trial.number] = time.perf_counter()
         return [*self.rest, *self.space.overrides(params), f"hydra.sweep.dir={_quote(str(self.sweep_dir))}",
                 f"hydra.sweep.subdir={_quote(subdir)}", f"++hydra.job.env_set.{ENV}={_quote(str(spec_file))}"]
 
@@ -215,7 +216,6 @@ class Sweep:
     def _tell(self, trial: optuna.Trial, ret: Any) -> None:
         from hydra.core.utils import JobStatus
 
-        self._job_seconds[trial.number] = time.perf_counter() - self._started.pop(trial.number)
         run_dir = self.sweep_dir / trial.user_attrs["run_dir"]
         summary = _read_summary(run_dir)
         if summary.get("cost"):
@@ -276,6 +276,14 @@ class Sweep:
     def discard(self) -> None:
         if self.made_dir:
             shutil.rmtree(self.sweep_dir, ignore_errors=True)
+
+
+def _stop_joblib_workers() -> None:
+    """hydra/launcher=joblib leaves loky's worker processes idle for 300 s, and the process would wait
+    for them at exit: end them once the sweep is done."""
+    loky = sys.modules.get("joblib.externals.loky")
+    if loky is not None:
+        loky.get_reusable_executor().shutdown(wait=True, kill_workers=True)
 
 
 def _first(dist: Any) -> Any:
