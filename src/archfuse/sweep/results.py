@@ -34,6 +34,8 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
     params = _param_names(trials)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    retried = {t.system_attrs.get("failed_trial"): t.number for t in study.get_trials(deepcopy=False)
+               if t.system_attrs.get("failed_trial") is not None}
     writer.writerow(["number", "state", *params, *objective, "cost/params", "cost/macs", "duration_s", "run_dir",
                      "error"])
     for t in trials:
@@ -42,10 +44,16 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
         duration = round(t.duration.total_seconds(), 2) if t.duration else None
         writer.writerow([t.number, t.state.name, *[t.params.get(p) for p in params], *values, cost.get("params"),
                          cost.get("macs"), duration, t.user_attrs.get("run_dir", ""),
-                         t.user_attrs.get("error") or t.user_attrs.get("pruned") or ""])
+                         t.user_attrs.get("error") or t.user_attrs.get("pruned") or _stale(t, retried)])
     path = sweep_dir / "trials.csv"
     write_atomic(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
     return path
+
+
+def _stale(trial: FrozenTrial, retried: dict[int, int]) -> str:
+    if trial.state == TrialState.FAIL and trial.number in retried:
+        return f"its process stopped (no heartbeat); run again as trial {retried[trial.number]}"
+    return ""
 
 
 def _overrides(trial: FrozenTrial, rest: list[str], space: Any) -> list[str]:
