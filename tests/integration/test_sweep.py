@@ -255,3 +255,31 @@ def test_n_jobs_batches_go_to_the_joblib_launcher(workdir):
     assert "is launching 2 jobs" in proc.stdout + proc.stderr  # one batch of two
     first, second = trials
     assert second.datetime_start < first.datetime_complete  # the two ran at the same time
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgresql_study(workdir):
+    """A real PostgreSQL server (pgserver), two sweep processes at once on one study: every trial run
+    exactly once, none lost, n_trials in all."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(str(workdir / "pg"), cleanup_mode="stop")
+    try:
+        server.psql("CREATE DATABASE sweeps;")
+        url = server.get_uri().replace("postgresql://", "postgresql+psycopg://").replace("/postgres?", "/sweeps?")
+        args = ["-m", "search=width_depth_activation", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=5",
+                "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage='{url}'"]
+        workers = [subprocess.Popen([sys.executable, "-m", "archfuse.train", *args], cwd=workdir, env=cli_env(),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [w.communicate(timeout=600) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
+        study = optuna.load_study(study_name="shared", storage=url)
+        ran = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
+        assert [t.state.name for t in ran] == ["COMPLETE"] * 5  # n_trials honoured, none lost
+        dirs = [t.user_attrs["run_dir"] for t in ran]
+        assert len(set(dirs)) == 5  # none run twice
+        on_disk = sorted(p.parent.name for p in (workdir / "outputs" / "sweeps" / "shared" / "trials").glob("*/summary.json"))
+        assert on_disk == sorted(Path(d).name for d in dirs)
+        assert all("run now" in o[0] for o in outs) and sum(int(o[0].split(" run now")[0].split("; ")[-1])
+                                                            for o in outs) == 5  # both worked, 5 in all
+    finally:
+        server.cleanup()

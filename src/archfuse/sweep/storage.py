@@ -5,6 +5,7 @@ Every running trial sends a heartbeat; a trial whose heartbeat stopped (its proc
 marked FAIL by the next process that asks for a trial, and run again once with the same parameters."""
 
 import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -28,12 +29,18 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> RDBSto
         raise ConfigError("hydra.sweeper.grace_period", f"must exceed heartbeat_interval ({heartbeat_interval} s), "
                           f"got {grace_period}")
     kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
-    try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as err:  # sqlalchemy's OperationalError, a missing driver, a bad URL
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(KEY, f"cannot open {_redact(url)}: {first}") from None
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+                              grace_period=grace_period,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as err:  # sqlalchemy's OperationalError, a missing driver, a bad URL
+            if "already exists" in str(err) and attempt < 4:  # another worker is creating the tables right now
+                time.sleep(0.5 + attempt)
+                continue
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(KEY, f"cannot open {_redact(url)}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _redact(url: str) -> str:
