@@ -6,6 +6,7 @@ left RUNNING by a killed process are failed through their stale heartbeat and re
 trial has its own run directory ``trials/<number>_<params>`` that is never reused."""
 
 import json
+import logging
 import math
 import shutil
 import sys
@@ -29,6 +30,8 @@ from archfuse.sweep.settings import Settings, read_settings
 from archfuse.sweep.space import PARAMS_KEY, Space, format_value, grid_of, parse_space
 from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_storage
 
+_LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
+                  "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
 SKIPPED = "over_budget"  # a trial asked by one worker after others had filled n_trials: never run
 _NAME_EXCLUDE = ("quiet", "print_config", "paths.output_dir", "trainer.enable_progress_bar")
 
@@ -163,6 +166,8 @@ class Sweep:
                 if not batch:
                     break
                 jobs = [self._job(t) for t in batch]
+                for t in batch:
+                    print(f"[sweep] trial {t.number} starts: {_fmt_params(t.params)}", flush=True)
                 launch_started = time.perf_counter()
                 returns = self.plugin.launcher.launch(jobs, initial_job_idx=batch[0].number)
                 self._launch_seconds += time.perf_counter() - launch_started
@@ -320,6 +325,8 @@ def run_sweep(plugin: Any, given: dict[str, Any], arguments: list[str]) -> None:
     # ask/tell with our own heartbeat thread (storage.Heartbeat) is what Optuna warns about: it is meant
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in _LAUNCHER_LOGS:  # each trial is announced by a [sweep] line instead of its override list
+        logging.getLogger(name).setLevel(logging.WARNING)
     sweep = Sweep(plugin, given)
     try:
         sweep.prepare(arguments)
