@@ -141,14 +141,20 @@ def top_table(study: optuna.Study, names: list[str], directions: list[str], swee
     if not best:
         return "[sweep] no trial completed"
     params = _param_names(best)
-    head = ["trial", *params, *names, "cost/params"]
-    rows = [[str(t.number), *[_cell(t.params.get(p)) for p in params], *[f"{v:.4f}" for v in t.values],
-             str((t.user_attrs.get("cost") or {}).get("params", ""))] for t in best]
+    cost = [] if "cost/params" in names else ["cost/params"]
+    head = ["trial", *params, *names, *cost]
+    rows = [[str(t.number), *[_cell(t.params.get(p)) for p in params], *[number(v) for v in t.values],
+             *[str((t.user_attrs.get("cost") or {}).get("params", "")) for _ in cost]] for t in best]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     title = "top trials" if len(names) == 1 else "Pareto front"
     return "\n".join([f"[sweep] {title} ({', '.join(f'{n} {d}' for n, d in zip(names, directions))}):",
                       line(head), *(line(r) for r in rows)])
+
+
+def number(value: float) -> str:
+    """An objective value: accuracies and losses to 4 decimals, counts (params, MACs) whole."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def _cell(value: Any) -> str:

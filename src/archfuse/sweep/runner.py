@@ -313,7 +313,7 @@ def _constraint_values(constraints: dict[str, float], summary: dict[str, Any]) -
 
 
 def _fmt_values(names: list[str], values: list[float]) -> str:
-    return " ".join(f"{n}={v:.4g}" for n, v in zip(names, values))
+    return " ".join(f"{n}={results.number(v)}" for n, v in zip(names, values))
 
 
 def _fmt_params(params: dict[str, Any]) -> str:
