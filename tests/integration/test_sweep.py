@@ -119,6 +119,17 @@ def test_dashboard_reads_the_study(wda):
         server.wait(timeout=10)
 
 
+def test_mlp_layers_searches_layers_and_neurons(workdir):
+    run_cli(workdir, "-m", "search=mlp_layers", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=1",
+            "hydra.sweeper.seed=0")
+    directory = sweep_dir(workdir)
+    (trial,) = load(directory).get_trials()
+    config = summary(directory / trial.user_attrs["run_dir"])["config"]
+    assert config["model"]["_target_"] == "archfuse.models.mlp.MLP"
+    assert config["model"]["hidden_sizes"] == [trial.params["mlp.neurons"]] * trial.params["mlp.layers"]
+    assert config["model"]["activation"] == trial.params["model.activation"]
+
+
 def test_pruned_trial_is_recorded_and_says_so(workdir):
     """The median pruner stops a hopeless learning rate after its first epoch (grid order fixed by the seed)."""
     proc = run_cli(workdir, "-m", *FAST, "trainer.num_threads=1", "model=mlp", "hydra/sweeper=optuna",
@@ -233,7 +244,7 @@ def test_grid_with_cross_validation_runs_every_cell(workdir):
 @pytest.mark.slow
 def test_pareto_front_with_nsga2(workdir):
     proc = run_cli(workdir, "-m", "search=pareto", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=4",
-                   "hydra.sweeper.seed=0")
+                   "hydra.sweeper.seed=0", "hydra.sweeper.constraints={cost/params: 50000}")
     directory = sweep_dir(workdir)
     study = load(directory)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -242,6 +253,8 @@ def test_pareto_front_with_nsga2(workdir):
     assert {e["trial"] for e in best["pareto_front"]} == front
     assert all(set(e["values"]) == {"val/acc_best", "cost/params"} for e in best["pareto_front"])
     assert (directory / "pareto_front.png").stat().st_size > 1000
+    for t in study.get_trials():  # the budget as Optuna's constraint: params - 50000 <= 0 is feasible
+        assert t.user_attrs["constraints"] == [t.values[1] - 50000]
     assert "[sweep] Pareto front (val/acc_best max, cost/params min):" in proc.stdout
 
 

@@ -121,9 +121,10 @@ def test_samplers_are_seeded(name):
 def test_command_line_rewrites_and_checks():
     argv = ["-m", "hydra.sweeper.params.optimizer.lr=tag(log, interval(1e-4, 1e-2))",
             "+hydra.sweeper.params.model.width=choice(8,16)", "hydra.sweeper.pruner_args.n_startup_trials=1",
-            "model=convnet"]
+            "model=convnet", "hydra.sweeper.constraints={cost/params: 5}"]
     assert params_on_command_line(argv) == ["-m", "optimizer.lr=tag(log, interval(1e-4, 1e-2))",
                                             "model.width=choice(8,16)",
-                                            "++hydra.sweeper.pruner_args.n_startup_trials=1", "model=convnet"]
+                                            "++hydra.sweeper.pruner_args.n_startup_trials=1", "model=convnet",
+                                            "++hydra.sweeper.constraints={cost/params: 5}"]
     assert check_overrides(["-m", "model.width=range(1,"]).startswith("model.width: malformed override")
     assert check_overrides(["model.width=range(1,"]) is None  # a single run: Hydra's own message

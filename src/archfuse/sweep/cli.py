@@ -19,7 +19,7 @@ def params_on_command_line(argv: list[str]) -> list[str]:
         bare = arg.lstrip("+")
         if bare.startswith(PREFIX) and "=" in bare:
             arg = bare[len(PREFIX):]
-        elif bare.startswith(OPEN) and "=" in bare:
+        elif bare.startswith(OPEN) and "=" in bare or bare.split("=")[0] + "." in OPEN:
             arg = "++" + bare
         out.append(arg)
     return out
