@@ -119,6 +119,7 @@ def test_dashboard_reads_the_study(wda):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_mlp_layers_searches_layers_and_neurons(workdir):
     run_cli(workdir, "-m", "search=mlp_layers", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=1",
             "hydra.sweeper.seed=0")
@@ -296,3 +297,20 @@ def test_two_workers_share_one_postgresql_study(workdir):
                                                             for o in outs) == 5  # both worked, 5 in all
     finally:
         server.cleanup()
+
+
+@pytest.mark.slow
+def test_ddp_trials_report_from_rank_zero_and_prune_every_rank(workdir):
+    """trainer=ddp_cpu in a sweep: both ranks train the trial, rank 0 alone reports (one value per
+    epoch), and a pruned trial stops on every rank."""
+    proc = run_cli(workdir, "-m", *FAST, "model=mlp", "trainer=ddp_cpu", "hydra/sweeper=optuna",
+                   "optimizer.lr=choice(0.003,0.0000001)", "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=1",
+                   "trainer.max_epochs=2", "hydra.sweeper.pruner_args.n_startup_trials=1",
+                   "hydra.sweeper.pruner_args.n_warmup_steps=0")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]
+    assert list(trials[0].intermediate_values) == [0, 1] and list(trials[1].intermediate_values) == [0]
+    assert sorted(p.name[:3] for p in (directory / "trials").iterdir()) == ["000", "001"]
+    assert summary(directory / trials[1].user_attrs["run_dir"])["status"] == "pruned"
+    assert "2/2 trials (1 complete, 1 pruned" in proc.stdout
