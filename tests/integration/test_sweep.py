@@ -74,6 +74,18 @@ def test_sweep_study_is_stored_and_read_back(wda):
     assert best["command"].startswith("archfuse-train search=width_depth_activation debug=fast")
     for plot in ("history", "importances", "parallel_coordinates"):
         assert (directory / f"{plot}.png").stat().st_size > 1000
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    plots = EventAccumulator(str(directory / "tensorboard" / "plots"), size_guidance={"images": 0})
+    plots.Reload()
+    assert plots.Tags()["images"] == ["sweep/history", "sweep/importances", "sweep/parallel_coordinates"]
+    session = EventAccumulator(str(directory / "tensorboard" / "trial_000"))
+    session.Reload()
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        session.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert set(start.hparams) == {"model.width", "model.depth", "model.activation", "state"}  # searched keys only
+    assert set(session.Tags()["scalars"]) == {"val/acc_best", "cost/params"}
     assert "[sweep] top trials (val/acc_best max):" in first.stdout
     assert "2/2 trials (2 complete, 0 pruned, 0 failed; 2 run now" in first.stdout
 

@@ -130,9 +130,11 @@ def write_plots(study: optuna.Study, sweep_dir: Path, names: list[str]) -> list[
 
 def write_all(study: optuna.Study, sweep_dir: Path, names: list[str], directions: list[str], rest: list[str],
               space: Any) -> None:
+    from archfuse.sweep.tensorboard import write_tensorboard
+
     write_csv(study, sweep_dir, names)
     write_best(study, sweep_dir, names, directions, rest, space)
-    write_plots(study, sweep_dir, names)
+    write_tensorboard(study, sweep_dir, names, write_plots(study, sweep_dir, names))
 
 
 def top_table(study: optuna.Study, names: list[str], directions: list[str], sweep_dir: Path) -> str:
