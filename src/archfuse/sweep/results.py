@@ -56,7 +56,7 @@ def _stale(trial: FrozenTrial, retried: dict[int, int]) -> str:
     return ""
 
 
-def _overrides(trial: FrozenTrial, rest: list[str], space: Any) -> list[str]:
+def _overrides(trial: FrozenTrial, space: Any) -> list[str]:
     return space.overrides({k: trial.params[k] for k in space.dims if k in trial.params})
 
 
@@ -76,13 +76,11 @@ def write_best(study: optuna.Study, sweep_dir: Path, names: list[str], direction
     best = best_trials(study, directions)
     if not best:
         return None
-    fixed = [a for a in rest]
-
     def entry(t: FrozenTrial) -> dict[str, Any]:
-        overrides = _overrides(t, rest, space)
+        overrides = _overrides(t, space)
         return {"trial": t.number, "values": dict(zip(names, t.values)), "params": dict(t.params),
                 "overrides": overrides, "run_dir": t.user_attrs.get("run_dir"),
-                "command": " ".join(["archfuse-train", *fixed, *overrides])}
+                "command": " ".join(["archfuse-train", *rest, *overrides])}
 
     if len(directions) == 1:
         doc = {"study": study.study_name, "objective": dict(zip(names, directions)), **entry(best[0])}

@@ -26,8 +26,8 @@ from archfuse.objective import check_objective, objective_directions, objective_
 from archfuse.process import exit_now
 from archfuse.sweep import algorithms, results
 from archfuse.sweep.cli import ENV
-from archfuse.sweep.settings import Settings, read_settings
-from archfuse.sweep.space import PARAMS_KEY, Space, format_value, grid_of, parse_space
+from archfuse.sweep.settings import read_settings
+from archfuse.sweep.space import PARAMS_KEY, flatten_params, format_value, grid_of, parse_space
 from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_storage
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
@@ -114,8 +114,6 @@ class Sweep:
         return run_name("+".join([search, *parts]))
 
     def _from_params(self, key: str) -> bool:
-        from archfuse.sweep.space import flatten_params
-
         return key in flatten_params(self.s.params)
 
     def _open_study(self) -> optuna.Study:
@@ -174,6 +172,7 @@ class Sweep:
                 for trial, ret in zip(batch, returns):
                     self._tell(trial, ret)
                     heartbeat.remove(trial._trial_id)
+                    (self.sweep_dir / ".trials" / f"{trial.number}.json").unlink(missing_ok=True)
                 launched += len(batch)
                 results.write_csv(self.study, self.sweep_dir, self.names)
                 if self._too_many_failures():
