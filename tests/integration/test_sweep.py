@@ -156,7 +156,7 @@ def test_pruned_trial_is_recorded_and_says_so(workdir):
     assert pruned["status"] == "pruned" and pruned["metrics"]["epoch"] == 0
     assert trials[1].intermediate_values == {0: pytest.approx(pruned["metrics"]["val/acc_best"])}
     assert len(trials[0].intermediate_values) == 2  # one report per epoch
-    assert "[sweep] trial 1 PRUNED trial 1 pruned at epoch 0" in proc.stdout
+    assert "[sweep] trial 1 PRUNED trial 1 pruned at epoch 0 (reported val/acc_best: 0." in proc.stdout
     assert rows(directory)[1]["state"] == "PRUNED"
 
 
@@ -326,3 +326,20 @@ def test_ddp_trials_report_from_rank_zero_and_prune_every_rank(workdir):
     assert sorted(p.name[:3] for p in (directory / "trials").iterdir()) == ["000", "001"]
     assert summary(directory / trials[1].user_attrs["run_dir"])["status"] == "pruned"
     assert "2/2 trials (1 complete, 1 pruned" in proc.stdout
+
+
+@pytest.mark.slow
+def test_scalarised_accuracy_and_cost_can_be_pruned(workdir):
+    """search=pareto with hydra.sweeper.scalarize: one objective, val/acc_best - lambda * cost/params, pruned
+    on the same penalised value at every epoch."""
+    run_cli(workdir, "-m", "search=pareto", *FAST, "trainer.num_threads=1", "hydra.sweeper.pruner=median",
+            "hydra.sweeper.scalarize=1e-6", "hydra.sweeper.n_trials=3", "hydra.sweeper.seed=0", "trainer.max_epochs=2",
+            "hydra.sweeper.pruner_args.n_startup_trials=1", "hydra.sweeper.pruner_args.n_warmup_steps=0")
+    directory = sweep_dir(workdir)
+    assert directory.name.endswith("scalarize-1e-06")
+    trials = load(directory).get_trials()
+    assert trials[0].state.name == "COMPLETE"
+    parts = trials[0].user_attrs["objectives"]
+    assert trials[0].value == pytest.approx(parts["val/acc_best"] - 1e-6 * parts["cost/params"])
+    assert trials[0].intermediate_values[1] == pytest.approx(trials[0].value)
+    assert "PRUNED" in {t.state.name for t in trials[1:]}

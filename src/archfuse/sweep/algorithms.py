@@ -76,7 +76,8 @@ def check_pruner(name: Any, n_objectives: int, objective: list[str]) -> str:
         raise ConfigError(key, f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
     if name != "none" and n_objectives > 1:
         raise ConfigError(key, f"Optuna cannot prune a study with several objectives ({', '.join(objective)}); "
-                          "set hydra.sweeper.pruner=none for the Pareto front, or optimise one objective")
+                          "set hydra.sweeper.pruner=none for the Pareto front, or prune one scalarised objective, "
+                          f"{objective[0]} - lambda * {objective[-1]}, with hydra.sweeper.scalarize=LAMBDA")
     if name != "none" and objective[0].startswith("cost/"):
         raise ConfigError(key, f"{objective[0]} is measured after training, so no epoch can report it; set "
                           "hydra.sweeper.pruner=none or optimise a val/ metric")

@@ -59,6 +59,9 @@ class Sweep:
                 else self.config[k] for k in ("objective", "objective_direction") if k in self.config}
         check_objective(task)
         self.names, self.directions = objective_names(task), objective_directions(task)
+        self.metrics = list(self.names)  # what each run returns; the study's objectives may be their scalarisation
+        if s.scalarize is not None:
+            self._scalarize(s.scalarize)
         algorithms.check_sampler(s.sampler, len(self.names))
         self.pruner = algorithms.check_pruner(s.pruner, len(self.names), self.names)
         self.space, self.rest = parse_space(s.params, arguments)
@@ -84,6 +87,18 @@ class Sweep:
         self.url = url
         self.storage = open_storage(url, s.heartbeat_interval, s.grace_period)
         self.study = self._open_study()
+
+    def _scalarize(self, weight: float) -> None:
+        """objective=[METRIC, cost/NAME] as one objective METRIC - weight * cost (+ for a minimised METRIC),
+        which can be pruned: each epoch reports METRIC with the same penalty when the cost is cost/params."""
+        names, directions = self.names, self.directions
+        if len(names) != 2 or not names[1].startswith("cost/") or directions[1] != "min":
+            raise ConfigError("hydra.sweeper.scalarize", f"needs objective=[METRIC,cost/NAME] with the cost "
+                              f"minimised; got {names} ({directions})")
+        self.sign = -1.0 if directions[0] == "max" else 1.0
+        self.weight = float(weight)
+        self.names = [f"{names[0]} {'-' if self.sign < 0 else '+'} {weight:g}*{names[1]}"]
+        self.directions = directions[:1]
 
     def _check_keys_exist(self) -> None:
         """Every searched key composes with the rest of the command line (a misspelt key fails here)."""
@@ -111,6 +126,8 @@ class Sweep:
         search = str(self.config.hydra.runtime.choices.get("search") or "sweep")
         parts = [a.replace("=", "-") for a in self.rest if not a.lstrip("+~").startswith(("search=", *_NAME_EXCLUDE))]
         parts += [f"{k}-searched" for k in self.space.dims if not self._from_params(k)]
+        if self.s.scalarize is not None:  # another objective than the Pareto study's: another study
+            parts.append(f"scalarize-{self.s.scalarize:g}")
         return run_name("+".join([search, *parts]))
 
     def _from_params(self, key: str) -> bool:
@@ -207,6 +224,8 @@ class Sweep:
         trial.set_user_attr("run_dir", subdir)
         spec = {"storage": self.url, "study": self.name, "trial_id": trial._trial_id, "number": trial.number,
                 "pruner": self.pruner, "pruner_args": self.s.pruner_args, "monitor": self._monitor()}
+        if self.s.scalarize is not None and self.metrics[1] == "cost/params":
+            spec["params_penalty"] = self.sign * self.weight  # per parameter, added to each epoch's report
         spec_file = self.sweep_dir / ".trials" / f"{trial.number}.json"
         write_atomic(spec_file, lambda tmp: Path(tmp).write_text(json.dumps(spec)))
         return [*self.rest, *self.space.overrides(params), f"hydra.sweep.dir={_quote(str(self.sweep_dir))}",
@@ -214,7 +233,7 @@ class Sweep:
 
     def _monitor(self) -> str:
         """What each epoch reports for pruning: the objective itself when it is a per-epoch val/ metric."""
-        name = self.names[0]
+        name = self.metrics[0]
         return name if name.startswith("val/") else "val/acc_best"
 
     def _tell(self, trial: optuna.Trial, ret: Any) -> None:
@@ -227,6 +246,9 @@ class Sweep:
         if ret.status == JobStatus.COMPLETED:
             value = ret.return_value
             values = [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
+            if self.s.scalarize is not None and len(values) == 2:
+                trial.set_user_attr("objectives", dict(zip(self.metrics, values)))
+                values = [values[0] + self.sign * self.weight * values[1]]
             if any(not math.isfinite(v) for v in values):
                 return self._fail(trial, f"objective {', '.join(self.names)} is {values} (not a finite number)")
             if self.s.constraints:

@@ -23,6 +23,7 @@ class Settings:
     sampler_args: dict[str, Any] = field(default_factory=dict)
     pruner_args: dict[str, Any] = field(default_factory=dict)
     constraints: dict[str, float] = field(default_factory=dict)
+    scalarize: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -53,6 +54,10 @@ def read_settings(given: dict[str, Any]) -> Settings:
     for name in ("sampler_args", "pruner_args", "constraints"):
         if not isinstance(getattr(s, name) or {}, dict):
             raise ConfigError(f"{KEY}.{name}", f"must be a mapping, got {getattr(s, name)!r}")
+    if s.scalarize is not None and (isinstance(s.scalarize, bool) or not isinstance(s.scalarize, int | float)
+                                    or s.scalarize < 0):
+        raise ConfigError(f"{KEY}.scalarize", f"must be a weight >= 0 (lambda of metric - lambda * cost), "
+                          f"got {s.scalarize!r}")
     for metric, limit in (s.constraints or {}).items():
         if isinstance(limit, bool) or not isinstance(limit, int | float):
             raise ConfigError(f"{KEY}.constraints.{metric}", f"must be an upper bound (a number), got {limit!r}")

@@ -33,6 +33,12 @@ class TrialReport(Callback):
             self._trial = optuna.trial.Trial(study, self.spec["trial_id"])
         return self._trial
 
+    @staticmethod
+    def _params(pl_module: Any) -> int:
+        from archfuse.cost import count_params
+
+        return count_params(pl_module.net)
+
     def on_validation_end(self, trainer: Trainer, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
@@ -40,13 +46,14 @@ class TrialReport(Callback):
         value = trainer.callback_metrics.get(self.spec["monitor"])
         if trainer.is_global_zero and value is not None:
             trial = self._open()
-            trial.report(float(value), self.offset + trainer.current_epoch)
+            value = float(value) + self.spec.get("params_penalty", 0.0) * self._params(pl_module)
+            trial.report(value, self.offset + trainer.current_epoch)
             prune = trial.should_prune()
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune, src=0)
         if prune:
             err = RunPruned(f"trial {self.spec['number']} pruned at epoch {trainer.current_epoch} "
-                            f"({self.spec['monitor']}={float(value) if value is not None else float('nan'):.4f})")
+                            f"(reported {self.spec['monitor']}: {float(value) if value is not None else float('nan'):.4f})")
             err.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
             err.metrics["epoch"] = trainer.current_epoch
             raise err
