@@ -197,6 +197,8 @@ BAD = [
      "hydra.sweeper.storage: cannot open postgresql+psycopg://nobody@127.0.0.1:9/none"),
     (["objective=[val/acc_best,cost/params]"], "hydra.sweeper.pruner: Optuna cannot prune a study with several objectives"),
     (["search=grid", "model.width=interval(8,64)"], "hydra.sweeper.params.model.width: the grid sampler needs"),
+    (["objective=[val/acc_best,val/loss]", "hydra.sweeper.scalarize=0.1"],
+     "hydra.sweeper.scalarize: needs objective=[METRIC,cost/NAME] with the cost minimised"),
 ]
 
 

@@ -86,6 +86,8 @@ def test_settings_and_algorithms_refuse_bad_values():
         read_settings({"n_trials": 0})
     with pytest.raises(ConfigError, match="hydra.sweeper.max_failure_rate: must be a fraction"):
         read_settings({"max_failure_rate": 2})
+    with pytest.raises(ConfigError, match="hydra.sweeper.scalarize: must be a weight >= 0"):
+        read_settings({"scalarize": -1})
     with pytest.raises(ConfigError, match="hydra.sweeper.trials: unknown key"):
         read_settings({"trials": 3})
     with pytest.raises(ConfigError, match="hydra.sweeper.sampler: unknown sampler 'bayes'; choose one of: tpe, random"):
