@@ -1,6 +1,8 @@
 """Runs as archfuse-compare sees them: every summary.json under the given paths, flattened."""
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,21 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
         found += [r for r in runs if r not in found]
     resolved = [p.resolve() for p in found]
     base = _common_parent(resolved)
-    return [read_run(p, base) for p in resolved]
+    runs = [read_run(p, base) for p in resolved]
+    short = [short_name(r.name) for r in runs]
+    counts = Counter(short)
+    for run, name in zip(runs, short):
+        run.name = name if counts[name] == 1 else run.name
+    return runs
+
+
+_NAMED = re.compile(r"^(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d|\d+)_.+$")
+
+
+def short_name(name: str) -> str:
+    """A run's name without the overrides its directory is named after (the table shows them as
+    columns): ``multiruns/2026-12-02_07-01-25/0_model.width-8`` -> ``multiruns/2026-12-02_07-01-25/0``."""
+    return "/".join(_NAMED.sub(r"\1", part) for part in name.split("/"))
 
 
 def _common_parent(paths: list[Path]) -> Path:

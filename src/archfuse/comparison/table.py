@@ -209,7 +209,7 @@ def to_csv(table: Table) -> str:
     columns = ["run", *table.keys]
     for m in table.metrics:
         columns += [m] + ([f"{m}_std"] if m in with_std else [])
-    columns += ["n", "status"]
+    columns += ["n", "status", "path"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -219,7 +219,7 @@ def to_csv(table: Table) -> str:
             cells.append(row.mean.get(m, ""))
             if m in with_std:
                 cells.append("" if row.std.get(m) is None else row.std[m])
-        writer.writerow([*cells, row.n, row.status])
+        writer.writerow([*cells, row.n, row.status, ";".join(str(r.path) for r in row.runs)])
     return buffer.getvalue()
 
 
@@ -232,7 +232,8 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_text(table: Table, width: int = 160) -> str:
+def to_text(table: Table, width: int = 10_000) -> str:
+    """A box table at its natural width (no cell is folded; a narrow terminal wraps whole lines)."""
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -241,13 +242,12 @@ def to_text(table: Table, width: int = 160) -> str:
     rich_table = RichTable(title=f"archfuse-compare: {title}")
     for name in header(table):
         numeric = name in table.metrics or name == "n"
-        rich_table.add_column(name, justify="right" if numeric else "left", overflow="fold",
-                              no_wrap=numeric)
+        rich_table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for cells in text_rows(table):
         rich_table.add_row(*cells)
     console = Console(file=io.StringIO(), width=width, color_system=None)
     console.print(rich_table)
-    return console.file.getvalue()
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 
 def render(table: Table, fmt: str) -> str:
