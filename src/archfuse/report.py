@@ -54,7 +54,7 @@ def log_hparams(tb_logger: Any, hparams: dict[str, Any], metrics: dict[str, floa
         varied = varied_keys(hparams, job)
     log_dir = Path(writer.log_dir)
     if trial is None:
-        trial = trial_id(log_dir, _output_dir_of(log_dir), job_label(job))
+        trial = trial_id(log_dir, _output_dir_of(log_dir), job_label(job, varied - {"cv.fold", "seed"}))
     # every metric column is declared, so whichever run's declaration TensorBoard picks lists them all
     for summary in hparams_summaries(hparams, HPARAM_METRICS, varied, trial):
         writer.file_writer.add_summary(summary)

@@ -72,15 +72,18 @@ def varied_keys(hparams: dict[str, Any], job: dict[str, Any]) -> set[str]:
     return {k for k in keys if k in hparams}
 
 
-def job_label(job: dict[str, Any]) -> str | None:
-    """A multirun job's short name: its number and its values of the swept keys (``0_model.width-8``)."""
-    if "num" not in job:
-        return None
-    swept = job.get("swept") or set()
-    own = [o for o in job.get("overrides") or () if str(o).split("=", 1)[0].lstrip("+~") in swept]
-    from archfuse.config_dir import run_name
-
-    return f"{job['num']}_{run_name('+'.join(own).replace('=', '-'))}" if own else str(job["num"])
+def job_label(job: dict[str, Any], keys: set[str] = frozenset()) -> str | None:
+    """A short name TensorBoard's narrow Trial ID column can show: in a multirun the job's number and
+    its values of the swept keys (``0 width=8``), else its values of ``keys`` (``width=8,activation=tanh``)."""
+    chosen = set(job.get("swept") or ()) if "num" in job else set(keys)
+    own = [str(o).lstrip("+~").split("=", 1) for o in job.get("overrides") or ()]
+    own = [(k, v) for k, v in (o for o in own if len(o) == 2) if k in chosen]
+    leaves = [k.rsplit(".", 1)[-1] for k, _ in own]
+    names = [leaf if leaves.count(leaf) == 1 else key for leaf, (key, _) in zip(leaves, own)]
+    text = ",".join(f"{name}={value}" for name, (_, value) in zip(names, own))
+    if "num" in job:
+        return f"{job['num']} {text}".strip()
+    return text or None
 
 
 def trial_id(log_dir: str | Path, output_dir: str | Path, label: str | None = None) -> str:
@@ -88,7 +91,7 @@ def trial_id(log_dir: str | Path, output_dir: str | Path, label: str | None = No
     first (``label``, else the run directory's name without its time stamp; then fold or seed), then
     where it lives, so that the name stays unique.
 
-    ``multiruns/2026-12-02_07-00-00/0_model.width-8`` -> ``0_model.width-8 · multiruns/2026-12-02_07-00-00``;
+    ``multiruns/2026-12-02_07-00-00/0_model.width-8`` with label ``0 width=8`` -> ``0 width=8 · multiruns/2026-12-02_07-00-00``;
     ``runs/2026-12-02_07-00-00_model-seed003/fold_1`` -> ``model-seed003/fold_1 · runs/2026-12-02_07-00-00``.
     """
     log_dir, output_dir = Path(log_dir).resolve(), Path(output_dir).resolve()

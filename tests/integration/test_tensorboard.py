@@ -226,7 +226,7 @@ def test_server_trial_ids_start_with_the_swept_values(sweep, server):
     listed = sessions(server)
     for num, (run, width) in enumerate(zip(runs, (4, 8))):
         group, _ = listed[run_name(run, cwd / "outputs")]
-        assert group["name"] == f"{num}_model.width-{width} · multiruns/{stamp}"
+        assert group["name"] == f"{num} width={width} · multiruns/{stamp}"  # the column shows ~15 characters
 
 
 # -- cross-validation ------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_cross_validation_writes_fold_runs_and_mean_hparams(tmp_path):
         exp = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
         assert [h.name for h in exp.hparam_infos if h.differs] == ["cv.fold", "cv.folds", "model"]
         start = hp_metadata.parse_session_start_info_plugin_data(content[hp_metadata.SESSION_START_INFO_TAG])
-        assert start.group_name.startswith(f"{run.name.split('_', 2)[2]}/fold_{k} · runs/")
+        assert start.group_name == f"folds=2,model=seed003/fold_{k} · runs/{run.name[:19]}"
 
     top = load_events(run)
     hparams, metric_tags = hparams_of_run(top)

@@ -19,19 +19,21 @@ def test_varied_keys_are_swept_and_overridden_keys_present_in_the_hparams():
     assert varied_keys({"model.width": 8}, {}) == set()
 
 
-def test_job_label_names_the_job_by_its_number_and_swept_values():
+def test_job_label_is_short_enough_for_the_trial_id_column():
     job = {"num": 3, "swept": {"model.width", "model.activation"},
-           "overrides": ["debug=fast", "model.activation=relu", "model.width=16"]}
-    assert job_label(job) == "3_model.activation-relu+model.width-16"
+           "overrides": ["debug=fast", "model.activation=relu", "model.width=16", "model=convnet"]}
+    assert job_label(job) == "3 activation=relu,width=16"
     assert job_label({"num": 0, "overrides": ["debug=fast"]}) == "0"
-    assert job_label({"overrides": ["model.width=8"]}) is None  # not a multirun job
+    single = {"overrides": ["model.width=8", "debug=fast", "+data.width=2"]}
+    assert job_label(single, {"model.width", "data.width"}) == "model.width=8,data.width=2"  # same leaf: full keys
+    assert job_label(single) is None  # a single run with no hyperparameter overridden: its directory's name
 
 
 def test_trial_id_puts_what_tells_runs_apart_first(tmp_path):
     out = tmp_path / "outputs"
     multirun = out / "multiruns" / "2026-12-02_07-01-25" / "0_debug-fast+model.width-8"
     assert trial_id(multirun, out) == "0_debug-fast+model.width-8 · multiruns/2026-12-02_07-01-25"
-    assert trial_id(multirun, out, "0_model.width-8") == "0_model.width-8 · multiruns/2026-12-02_07-01-25"
+    assert trial_id(multirun, out, "0 width=8") == "0 width=8 · multiruns/2026-12-02_07-01-25"
     fold = out / "runs" / "2026-12-02_07-01-25_model-seed003" / "fold_1"
     assert trial_id(fold, out) == "model-seed003/fold_1 · runs/2026-12-02_07-01-25"
     assert trial_id(out / "runs" / "2026-12-02_07-01-25_default", out) == "default · runs/2026-12-02_07-01-25"
