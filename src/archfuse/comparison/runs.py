@@ -82,9 +82,10 @@ def read_run(path: Path, base: Path) -> Run:
 
 
 def load_runs(paths: list[str | Path]) -> list[Run]:
-    """Every run under ``paths`` (a run directory, a multirun or sweep directory, outputs/), oldest path
-    first; names are relative to the common folder of the paths given."""
+    """Every run under ``paths`` (a run directory, a multirun or sweep directory, outputs/), in path
+    order; names are relative to the folder the paths have in common (a run directory's: its parent)."""
     found: list[Path] = []
+    roots: list[Path] = []
     for given in paths:
         path = Path(given)
         if not path.exists():
@@ -97,8 +98,9 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
             raise ConfigError(str(given), "holds no runs (no summary.json below it); a run writes one when it "
                                           "finishes")
         found += [r for r in runs if r not in found]
+        roots.append((path.parent if (path / "summary.json").is_file() else path).resolve())
     resolved = [p.resolve() for p in found]
-    base = _common_parent(resolved)
+    base = _common_parent(roots)  # names start below the folders given
     runs = [read_run(p, base) for p in resolved]
     short = [short_name(r.name) for r in runs]
     counts = Counter(short)
@@ -117,8 +119,6 @@ def short_name(name: str) -> str:
 
 
 def _common_parent(paths: list[Path]) -> Path:
-    if len(paths) == 1:
-        return paths[0].parent
     common = paths[0]
     while any(common not in p.parents and common != p for p in paths):
         common = common.parent

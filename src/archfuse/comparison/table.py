@@ -237,7 +237,7 @@ def to_text(table: Table, width: int = 10_000) -> str:
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    title = f"{len(table.rows)} rows" + (f", aggregated over {', '.join(table.aggregated)}" if table.aggregated
+    title = f"{len(table.rows)} row{'s' if len(table.rows) != 1 else ''}" + (f", aggregated over {', '.join(table.aggregated)}" if table.aggregated
                                           else "")
     rich_table = RichTable(title=f"archfuse-compare: {title}")
     for name in header(table):
