@@ -188,3 +188,9 @@ def test_markdown_of_hand_made_runs():
                   "|---|---|---:|---:|---:|\n"
                   "| b | 16 | 0.8500 | 0.8500 | 2,000 |\n"
                   "| a | 8 | 0.9000 | 0.9000 | 1,000 |\n")
+
+
+def test_plot_axis_numbers_are_compact():
+    from archfuse.comparison.plot import _compact
+
+    assert [_compact(x) for x in (400_000, 1_200_000, 2e9, 850, 0.25)] == ["400k", "1.2M", "2G", "850", "0.25"]
