@@ -73,6 +73,11 @@ def _matches(value: Any, wanted: str) -> bool:
     return str(value) == wanted
 
 
+def _order_key(value: Any) -> tuple:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return (0, value, "") if numeric else (1, 0, str(value))
+
+
 def _known_keys(runs: list[Run]) -> set[str]:
     return {k for r in runs for k in (*r.config, *r.metrics)} | {"status", "n"}
 
@@ -89,7 +94,7 @@ def apply_where(runs: list[Run], where: list[str]) -> list[Run]:
                                          f"{', '.join(differing_keys(runs)) or '(none)'}")
         kept = [r for r in runs if any(_matches(r.value(key), v) for v in values.split(","))]
         if not kept:
-            seen = sorted({str(r.value(key)) for r in runs})
+            seen = [str(v) for v in sorted({r.value(key) for r in runs}, key=_order_key)]
             raise ConfigError("--where", f"no run has {condition}; {key} is {', '.join(seen)} in the runs given")
         runs = kept
     return runs
