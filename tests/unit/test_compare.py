@@ -194,3 +194,14 @@ def test_plot_axis_numbers_are_compact():
     from archfuse.comparison.plot import _compact
 
     assert [_compact(x) for x in (400_000, 1_200_000, 2e9, 850, 0.25)] == ["400k", "1.2M", "2G", "850", "0.25"]
+
+
+def test_pruned_runs_show_their_status_and_sort_last_where_a_metric_is_missing():
+    done = make_run("done", 0.9, 1000, **{"model.width": 8})
+    pruned = Run(path=Path("/x/pruned"), name="pruned", config={**done.config, "model.width": 16},
+                 metrics={"val/acc_best": 0.5}, status="pruned")
+    table = build_table([pruned, done], sort="test/acc")
+    assert [r.label for r in table.rows] == ["done", "pruned"] and table.show_status
+    lines = render(table, "markdown").splitlines()
+    assert lines[0].endswith("| status |") and lines[3].endswith("| pruned |")
+    assert "|  |" in lines[3]  # no test/acc for the pruned run

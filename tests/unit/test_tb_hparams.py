@@ -56,3 +56,12 @@ def test_summaries_mark_varied_keys_and_order_columns_as_tensorboard_shows_them(
     assert info.group_name == "0_model.width-8 · multiruns/x"
     assert info.hparams["model.width"].number_value == 8 and info.hparams["bn"].bool_value is True
     assert info.hparams["model"].string_value == "convnet"
+
+
+def test_swept_keys_come_from_multirun_yaml_and_the_sweepers_params(tmp_path):
+    from archfuse.tb_hparams import _swept_keys
+
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: [debug=fast, model=convnet, 'model.width=8,16', 'seed=range(1,3)']\n")
+    assert _swept_keys(tmp_path, None) == {"model.width", "seed"}
+    assert _swept_keys(tmp_path / "none", {"model.depth": "choice(2, 3)"}) == {"model.depth"}
