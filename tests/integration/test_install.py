@@ -33,3 +33,9 @@ def test_wheel_install_runs_from_any_directory(tmp_path):
     assert summary(run)["config"]["model"]["_target_"] == "archfuse.models.mlp.MLP"
     assert summary(run)["versions"]["archfuse"]
     assert os.path.commonpath([run, work]) == str(work)
+    # archfuse-compare is a console script of the wheel, and reads the run just made
+    (entry_points,) = target.glob("archfuse-*.dist-info/entry_points.txt")
+    assert "archfuse-compare = archfuse.compare:cli" in entry_points.read_text()
+    table = subprocess.run([sys.executable, "-m", "archfuse.compare", "outputs", "--format", "csv"], cwd=work,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0 and table.stdout.startswith("run,"), table.stderr
