@@ -113,6 +113,8 @@ def _fmt_step(report: dict[str, Any]) -> str:
             parts.append(f"{label} {before[key]:,} -> {after[key]:,}")
     if "size_bytes" in before and "size_bytes" in after:
         parts.append(f"size {before['size_bytes'] / 1024:.1f} -> {after['size_bytes'] / 1024:.1f} KiB")
+    if report.get("summary"):  # what the step says about itself (sparsity, channels kept, ...)
+        parts.append(str(report["summary"]))
     return ", ".join(parts)
 
 
