@@ -74,6 +74,7 @@ class IterativePruning(Callback):
     def __init__(self, amount: float, scope: str):
         self.amount, self.scope = amount, scope
         self.masks: list[tuple[nn.Module, torch.Tensor]] = []
+        self.history: list[float] = []  # the sparsity each epoch trained at
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         target = self.amount * (trainer.current_epoch + 1) / max(trainer.max_epochs or 1, 1)
@@ -81,7 +82,8 @@ class IterativePruning(Callback):
         apply_masks(net, min(target, self.amount), self.scope)
         self.masks = [(m, m.weight_mask.detach().clone()) for _, m in prunable(net)]
         make_permanent(net)
-        pl_module.log("train/sparsity", sparsity_report(net)["sparsity"], on_step=False, on_epoch=True)
+        self.history.append(sparsity_report(net)["sparsity"])
+        pl_module.log("train/sparsity", self.history[-1], on_step=False, on_epoch=True)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         with torch.no_grad():
