@@ -3,6 +3,7 @@ rebuilds and tests to the run's own figure, a chain whose steps each start from 
 network, and a bad option that stops the run before anything is written."""
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, run_cli, run_dirs, summary
 
@@ -21,6 +22,10 @@ def test_prune_channels_run_reloads_in_archfuse_eval(workdir):
     assert step["channels"]["features.0"] == [32, 16] and step["channels"]["classifier.3"] == [10, 10]
     assert step["after"]["params"] == s["cost"]["params"] < 0.3 * step["before"]["params"]
     assert "recipe 1: prune_channels" in proc.stdout and "params kept 0.25" in proc.stdout
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()  # the step's figures are TensorBoard scalars too
+    assert events.Scalars("recipe/1_prune_channels/after/params")[0].value == step["after"]["params"]
+    assert events.Scalars("recipe/1_prune_channels/params_kept")[0].value == pytest.approx(step["params_kept"])
     assert s["checkpoint"].endswith("checkpoints/final.ckpt")
     assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
