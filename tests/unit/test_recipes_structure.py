@@ -19,7 +19,7 @@ from archfuse.run.fit import fit_and_test, save_final
 from archfuse.validate import validate
 from conftest import compose_train
 
-FAST = ["debug=fast", "quiet=true", "trainer.num_threads=1", "~logger"]
+FAST = ["debug=fast", "quiet=true", "trainer.num_threads=1", "~logger", "cost.repeats=1", "cost.warmup=0"]
 
 
 def setup(overrides: list[str], tmp_path: Path):
@@ -127,14 +127,16 @@ def test_l1_raises_the_share_of_near_zero_weights(tmp_path):
 
 
 def test_cut_removes_blocks_and_rebuilds_the_head(tmp_path):
-    parts, (step,) = after_fit(["recipe=cut", "recipe.cut.blocks=[1]", "recipe.cut.fine_tune_epochs=0"], tmp_path)
-    net = parts.module.net  # seed000: conv 32 (pool), conv 64 (pool), conv 128
+    parts, (step,) = after_fit(["model=convnet", "recipe=cut", "recipe.cut.blocks=[1]",
+                                "recipe.cut.fine_tune_epochs=0"], tmp_path)
+    net = parts.module.net  # blocks of 32, 64, 128 channels, each pooled: 28 -> 14 -> 7 -> 3
     assert [(c.in_channels, c.out_channels) for c in convs(net)] == [(1, 32), (32, 128)]
-    assert net.classifier[1].in_features == 128 * 14 * 14  # one pool fewer
+    assert net.classifier[1].in_features == 128 * 7 * 7  # one pool fewer
     assert step["removed_blocks"] == [1] and step["blocks_after"] == 2
     assert step["after"]["params"] != step["before"]["params"]
     assert_reloads(parts, tmp_path)
-    parts, (step,) = after_fit(["recipe=cut", "recipe.cut.last=2", "recipe.cut.fine_tune_epochs=0"], tmp_path / "b")
+    parts, (step,) = after_fit(["model=convnet", "recipe=cut", "recipe.cut.last=2", "recipe.cut.fine_tune_epochs=0"],
+                               tmp_path / "b")
     assert [c.out_channels for c in convs(parts.module.net)] == [32]
 
 
@@ -216,3 +218,15 @@ def test_bad_options_name_their_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as err:
         setup(overrides, tmp_path)
     assert message in str(err.value)
+
+
+def test_a_cut_model_trained_on_and_cut_again_records_both_cuts(tmp_path):
+    cut = ["model=convnet", "recipe=cut", "recipe.cut.fine_tune_epochs=0"]
+    parts, _ = after_fit(cut, tmp_path)
+    first = tmp_path / "first.ckpt"
+    save_final(parts.module, first)
+    config, parts = setup([*cut, f"ckpt_path={first}"], tmp_path / "b")
+    assert len(convs(parts.module.net)) == 2  # the checkpoint's cut, replayed
+    run_recipe_steps(parts.module, parts.datamodule, config, tmp_path / "b" / "run", quiet=True)
+    assert len(convs(parts.module.net)) == 1 and len(parts.module.recipe.steps["cut"].applied) == 2
+    assert_reloads(parts, tmp_path / "b")

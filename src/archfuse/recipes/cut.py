@@ -23,7 +23,8 @@ class Cut(Recipe):
                  fine_tune_lr: float | None = None):
         self.blocks, self.last = list(blocks or []), last
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        self.applied: dict[str, Any] | None = None
+        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
+        self.applied: list[dict[str, Any]] = []
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.last", self.last)
@@ -54,19 +55,22 @@ class Cut(Recipe):
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
         net = step.net
         before = len(blocks(feature_sequential(net, KEY)[1]))
-        self.applied = {"removed": self.indices(net), "input_shape": list(step.module.input_shape)}
-        self.replay(net, self.applied)
+        op = {"removed": self.indices(net), "input_shape": list(step.module.input_shape)}
+        self.replay(net, op)
+        self.applied.append(op)  # from here on, every checkpoint (the fine-tune's too) records the cut
         cut_val = step.evaluate("val")["acc"]
         if self.fine_tune_epochs:
             step.fine_tune(self.fine_tune_epochs, lr=self.fine_tune_lr)
-        removed = sorted(self.applied["removed"])
+        removed = sorted(op["removed"])
         return {"removed_blocks": removed, "blocks_before": before, "blocks_after": before - len(removed),
                 "val_acc_cut_before_fine_tune": cut_val,
                 "summary": f"blocks {before} -> {before - len(removed)} (removed {removed}), head rebuilt"}
 
     def state(self, net: nn.Module) -> Any:
-        return self.applied
+        return self.applied or None
 
     def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = state
-        return self.replay(net, state)
+        self.applied = list(state)
+        for op in self.applied:
+            net = self.replay(net, op)
+        return net

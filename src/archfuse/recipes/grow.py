@@ -40,7 +40,8 @@ class Grow(Recipe):
                  fine_tune_epochs: int = 1, fine_tune_lr: float | None = None):
         self.position, self.kernel_size, self.activation = position, kernel_size, activation
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        self.applied: dict[str, Any] | None = None
+        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
+        self.applied: list[dict[str, Any]] = []
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.kernel_size", self.kernel_size, 1)
@@ -65,25 +66,28 @@ class Grow(Recipe):
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
         net = step.net
         n = len(blocks(feature_sequential(net, KEY)[1]))
-        self.applied = {"after": self.position % n, "kernel_size": self.kernel_size, "activation": self.activation}
+        op = {"after": self.position % n, "kernel_size": self.kernel_size, "activation": self.activation}
         x = step.datamodule.split_tensors("val")[0][:256].to(net_device(net))
         was_training = net.training
         net.eval()
         with torch.no_grad():
             reference = net(x)
-            self.replay(net, self.applied)
+            self.replay(net, op)
             diff = float((net(x) - reference).abs().max())
         net.train(was_training)
+        self.applied.append(op)
         if self.fine_tune_epochs:
             step.fine_tune(self.fine_tune_epochs, lr=self.fine_tune_lr)
-        return {"inserted_after_block": self.applied["after"], "blocks_before": n, "blocks_after": n + 1,
+        return {"inserted_after_block": op["after"], "blocks_before": n, "blocks_after": n + 1,
                 "insert_max_abs_diff": diff,
-                "summary": f"residual block inserted after block {self.applied['after']} "
+                "summary": f"residual block inserted after block {op['after']} "
                            f"(outputs unchanged: max |diff| {diff:.1e}), then trained"}
 
     def state(self, net: nn.Module) -> Any:
-        return self.applied
+        return self.applied or None
 
     def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = state
-        return self.replay(net, state)
+        self.applied = list(state)
+        for op in self.applied:
+            net = self.replay(net, op)
+        return net

@@ -119,7 +119,8 @@ class Merge(Recipe):
                  fine_tune_lr: float | None = None):
         self.fold, self.similar, self.samples = fold, similar, samples
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        self.applied: dict[str, Any] | None = None
+        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
+        self.applied: list[dict[str, Any]] = []
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.samples", self.samples, 2)
@@ -146,24 +147,25 @@ class Merge(Recipe):
         net = step.net
         x = step.datamodule.split_tensors("val")[0][:self.samples]
         report: dict[str, Any] = {}
-        self.applied = {"bn": [], "linear": [], "removed": None, "input_shape": list(step.module.input_shape)}
+        op: dict[str, Any] = {"bn": [], "linear": [], "removed": None, "input_shape": list(step.module.input_shape)}
+        self.applied.append(op)  # filled in below, before any fine-tune writes a checkpoint
         summary = []
         if self.fold:
             was_training = net.training
             net.eval()
             with torch.no_grad():
                 reference = net(x.to(net_device(net)))
-                self.applied.update(fold(net))
+                op.update(fold(net))
                 diff = float((net(x.to(net_device(net))) - reference).abs().max())
             net.train(was_training)
-            report.update({"folded_bn": self.applied["bn"], "folded_linear": self.applied["linear"],
+            report.update({"folded_bn": op["bn"], "folded_linear": op["linear"],
                            "fold_max_abs_diff": diff})
-            summary.append(f"folded {len(self.applied['bn'])} bn + {len(self.applied['linear'])} linear "
+            summary.append(f"folded {len(op['bn'])} bn + {len(op['linear'])} linear "
                            f"(max |diff| {diff:.1e})")
         if self.similar:
             scores = block_similarities(net, x)
             removed = max(range(len(scores)), key=scores.__getitem__) + 1
-            self.applied["removed"] = removed
+            op["removed"] = removed
             remove_block(net, removed, tuple(step.module.input_shape), KEY)
             report.update({"block_cka": scores, "removed_block": removed,
                            "val_acc_before_fine_tune": step.evaluate("val")["acc"]})
@@ -173,8 +175,10 @@ class Merge(Recipe):
         return {**report, "summary": "; ".join(summary)}
 
     def state(self, net: nn.Module) -> Any:
-        return self.applied
+        return self.applied or None
 
     def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = state
-        return self.replay(net, state)
+        self.applied = list(state)
+        for op in self.applied:
+            net = self.replay(net, op)
+        return net
