@@ -178,6 +178,8 @@ def test_merge_folds_and_removes_the_most_similar_block(tmp_path):
     assert len(scores) == 2 and all(0 <= s <= 1 for s in scores)
     assert step["removed_block"] == scores.index(max(scores)) + 1
     assert len(convs(parts.module.net)) == 2
+    assert sum(isinstance(m, nn.MaxPool2d) for m in parts.module.net.modules()) == 3  # the map keeps its size
+    assert step["after"]["params"] < step["before"]["params"]
     assert not any(isinstance(m, nn.BatchNorm2d) for m in parts.module.net.modules())
     assert_reloads(parts, tmp_path)
 

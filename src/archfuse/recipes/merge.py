@@ -8,7 +8,9 @@ reported before any fine-tune):
 "Merge similar layers": the outputs of consecutive conv blocks on validation data are compared with
 linear CKA (Kornblith et al. 2019, a similarity that allows different widths; 1 = the same up to a
 rotation and scale). The block whose output is most similar to its predecessor's adds least: it is
-removed, what follows is re-fitted as in ``cut``, and the network is fine-tuned. What was merged and
+merged into its predecessor (its layers go, its pooling stays, so the feature map keeps its size), the
+next conv (or the head) is re-fitted to the predecessor's channels as in ``cut``, and the network is
+fine-tuned. What was merged and
 removed is the recipe's state: loading replays it.
 """
 
@@ -140,7 +142,7 @@ class Merge(Recipe):
     def replay(net: nn.Module, state: dict[str, Any]) -> nn.Module:
         fold_structure(net, state["bn"], state["linear"])
         if state.get("removed") is not None:
-            remove_block(net, state["removed"], tuple(state["input_shape"]), KEY)
+            remove_block(net, state["removed"], tuple(state["input_shape"]), KEY, keep_pools=True)
         return net
 
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
@@ -166,7 +168,7 @@ class Merge(Recipe):
             scores = block_similarities(net, x)
             removed = max(range(len(scores)), key=scores.__getitem__) + 1
             op["removed"] = removed
-            remove_block(net, removed, tuple(step.module.input_shape), KEY)
+            remove_block(net, removed, tuple(step.module.input_shape), KEY, keep_pools=True)
             report.update({"block_cka": scores, "removed_block": removed,
                            "val_acc_before_fine_tune": step.evaluate("val")["acc"]})
             summary.append(f"CKA of consecutive blocks {scores}: removed block {removed}")

@@ -82,11 +82,17 @@ def classifier_linear(net: nn.Module) -> nn.Module | None:
 
 
 # -- changing structure ---------------------------------------------------------------------------
-def remove_block(net: nn.Module, index: int, input_shape: tuple[int, ...], key: str) -> None:
-    """Delete conv block ``index`` and re-fit what follows it (next conv's inputs, the head)."""
+POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def remove_block(net: nn.Module, index: int, input_shape: tuple[int, ...], key: str,
+                 keep_pools: bool = False) -> None:
+    """Delete conv block ``index`` (with ``keep_pools``, all of it but its pooling, so the feature map
+    keeps its size) and re-fit what follows it (next conv's inputs, the head)."""
     _, seq = feature_sequential(net, key)
     for i in sorted(blocks(seq)[index], reverse=True):
-        del seq[i]  # nn.Sequential renumbers the children after it
+        if not (keep_pools and isinstance(seq[i], POOLS)):
+            del seq[i]  # nn.Sequential renumbers the children after it
     adapt(net, input_shape, key)
 
 
