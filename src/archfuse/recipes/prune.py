@@ -83,7 +83,7 @@ class IterativePruning(Callback):
         self.masks = [(m, m.weight_mask.detach().clone()) for _, m in prunable(net)]
         make_permanent(net)
         self.history.append(sparsity_report(net)["sparsity"])
-        pl_module.log("train/sparsity", self.history[-1], on_step=False, on_epoch=True)
+        pl_module.log("train/sparsity", self.history[-1], on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         with torch.no_grad():
