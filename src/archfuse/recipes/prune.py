@@ -69,7 +69,9 @@ class IterativePruning(Callback):
     """Raises the sparsity at the start of each training epoch, linearly to ``amount`` at the last;
     pruned weights stay zero after every optimizer step. Each pruning is made permanent at once, so the
     weights keep their names and checkpoints stay plain (no weight_orig / weight_mask); no weights are
-    reset to their initial values (no lottery-ticket rewinding)."""
+    reset to their initial values (no lottery-ticket rewinding). Lightning's ModelPruning keeps the
+    weight_orig / weight_mask reparametrisation between epochs instead, so the best checkpoint's keys
+    would depend on the epoch it came from."""
 
     def __init__(self, amount: float, scope: str):
         self.amount, self.scope = amount, scope
