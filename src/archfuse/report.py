@@ -69,6 +69,22 @@ def _output_dir_of(log_dir: Path) -> Path:
     return log_dir.parent
 
 
+def log_recipe_steps(tb_logger: Any, reports: list[dict[str, Any]], step: int) -> None:
+    """Each recipe step's figures as scalars: ``recipe/<i>_<name>/{before,after}/<metric>`` and the plain
+    numbers the step says about itself (``recipe/1_prune/sparsity``)."""
+    writer = tb_logger.experiment
+    for i, report in enumerate(reports, start=1):
+        tag = f"recipe/{i}_{report['name']}"
+        for when in ("before", "after"):
+            for key, value in (report.get(when) or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    writer.add_scalar(f"{tag}/{when}/{key}", value, step)
+        for key, value in report.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                writer.add_scalar(f"{tag}/{key}", value, step)
+    writer.flush()
+
+
 def confusion_image(matrix: Any, cell: int = 24) -> Any:
     """A (3, H, W) heat map of the row-normalised confusion matrix: row = true class, column =
     predicted; the darker the blue, the larger the share. Drawn with torch: no plotting library is
@@ -132,6 +148,8 @@ def _fmt_step(report: dict[str, Any]) -> str:
             parts.append(f"{label} {before[key]:,} -> {after[key]:,}")
     if "size_bytes" in before and "size_bytes" in after:
         parts.append(f"size {before['size_bytes'] / 1024:.1f} -> {after['size_bytes'] / 1024:.1f} KiB")
+    if report.get("summary"):  # what the step says about itself (sparsity, channels kept, ...)
+        parts.append(str(report["summary"]))
     return ", ".join(parts)
 
 
