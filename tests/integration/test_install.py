@@ -33,6 +33,12 @@ def test_wheel_install_runs_from_any_directory(tmp_path):
     assert summary(run)["config"]["model"]["_target_"] == "archfuse.models.mlp.MLP"
     assert summary(run)["versions"]["archfuse"]
     assert os.path.commonpath([run, work]) == str(work)
+    # archfuse-compare is a console script of the wheel, and reads the run just made
+    (entry_points,) = target.glob("archfuse-*.dist-info/entry_points.txt")
+    assert "archfuse-compare = archfuse.compare:cli" in entry_points.read_text()
+    table = subprocess.run([sys.executable, "-m", "archfuse.compare", "outputs", "--format", "csv"], cwd=work,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0 and table.stdout.startswith("run,"), table.stderr
     # The sweeper plugin ships in the wheel's hydra_plugins namespace package, and Hydra finds it there.
     assert (target / "hydra_plugins" / "archfuse_sweeper" / "sweeper.py").is_file()
     assert not (target / "hydra_plugins" / "__init__.py").exists()

@@ -96,8 +96,11 @@ def write_best(study: optuna.Study, sweep_dir: Path, names: list[str], direction
 
 def write_plots(study: optuna.Study, sweep_dir: Path, names: list[str]) -> list[Path]:
     """optuna.visualization.matplotlib's views, each skipped quietly when the study cannot draw it yet
-    (importances need two finished trials with different values)."""
-    import matplotlib
+    (importances need two finished trials with different values), all of them without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:  # pip install archfuse[sweep]
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

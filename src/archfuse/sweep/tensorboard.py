@@ -11,15 +11,17 @@ from optuna.trial import TrialState
 
 
 def write_tensorboard(study: optuna.Study, sweep_dir: Path, names: list[str], plots: list[Path]) -> Path:
-    import matplotlib.image
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
     root = sweep_dir / "tensorboard"
     shutil.rmtree(root, ignore_errors=True)
-    with SummaryWriter(str(root / "plots")) as writer:
-        for path in plots:
-            writer.add_image(f"sweep/{path.stem}", matplotlib.image.imread(path)[..., :3], 0, dataformats="HWC")
+    if plots:  # drawn with matplotlib, which reads them back
+        import matplotlib.image
+
+        with SummaryWriter(str(root / "plots")) as writer:
+            for path in plots:
+                writer.add_image(f"sweep/{path.stem}", matplotlib.image.imread(path)[..., :3], 0, dataformats="HWC")
     for t in study.get_trials(deepcopy=False):
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs.get("over_budget"):
             continue
