@@ -6,8 +6,11 @@ class ConfigError(ValueError):
     """Bad input caught before any expensive work; printed without a traceback, exit code 2."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"{key}: {message}" if key else message)
+
+    def __reduce__(self):  # picklable, so a sweep's trial in another process (joblib) reports it intact
+        return (type(self), (self.key, self.message))
 
 
 class RunFailed(RuntimeError):

@@ -32,21 +32,56 @@ def hparams_of(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any
     hp = {f"{group}": choice for group, choice in choices.items() if group in keep + ("trainer",)}
     hp.update(flatten({k: config[k] for k in keep if k in config}))
     hp.update({"seed": config.get("seed"), "trainer.max_epochs": config.get("trainer", {}).get("max_epochs")})
-    return {k: ("None" if v is None else v) for k, v in hp.items()}
+    # a group's class path repeats its choice (data=digits), _partial_ says nothing: fewer columns to scroll
+    noise = {f"{group}._target_" for group in choices} | {k for k in hp if k.endswith("._partial_")}
+    return {k: ("None" if v is None else v) for k, v in hp.items() if k not in noise}
 
 
-def log_hparams(tb_logger: Any, hparams: dict[str, Any], metrics: dict[str, float], step: int) -> None:
-    """Write the HPARAMS session with the final metrics as its metric columns."""
-    from torch.utils.tensorboard.summary import hparams as hparams_summary
+def log_hparams(tb_logger: Any, hparams: dict[str, Any], metrics: dict[str, float], step: int,
+                varied: set[str] | None = None, trial: str | None = None) -> None:
+    """Write the HPARAMS session with the final metrics as its metric columns.
+
+    ``varied``: the keys that set this run apart (listed first; by default the Hydra job's overrides);
+    ``trial``: its Trial ID (by default the run's path, the part that tells runs apart first)."""
+    from archfuse.tb_hparams import hparams_summaries, hydra_job, job_label, trial_id, varied_keys
 
     writer = tb_logger.experiment
     metrics = {k: float(v) for k, v in metrics.items() if k in HPARAM_METRICS and v is not None}
     for key, value in metrics.items():
         writer.add_scalar(key, value, step)
-    exp, ssi, sei = hparams_summary(hparams, {k: 0.0 for k in metrics})
-    writer.file_writer.add_summary(exp)
-    writer.file_writer.add_summary(ssi)
-    writer.file_writer.add_summary(sei)
+    job = hydra_job()
+    if varied is None:
+        varied = varied_keys(hparams, job)
+    log_dir = Path(writer.log_dir)
+    if trial is None:
+        trial = trial_id(log_dir, _output_dir_of(log_dir), job_label(job, varied - {"cv.fold", "seed"}))
+    # every metric column is declared, so whichever run's declaration TensorBoard picks lists them all
+    for summary in hparams_summaries(hparams, HPARAM_METRICS, varied, trial):
+        writer.file_writer.add_summary(summary)
+    writer.flush()
+
+
+def _output_dir_of(log_dir: Path) -> Path:
+    """The outputs/ folder above a run's log directory (the folder ``tensorboard --logdir`` is given)."""
+    for parent in log_dir.resolve().parents:
+        if parent.name in ("runs", "multiruns", "sweeps"):
+            return parent.parent
+    return log_dir.parent
+
+
+def log_recipe_steps(tb_logger: Any, reports: list[dict[str, Any]], step: int) -> None:
+    """Each recipe step's figures as scalars: ``recipe/<i>_<name>/{before,after}/<metric>`` and the plain
+    numbers the step says about itself (``recipe/1_prune/sparsity``)."""
+    writer = tb_logger.experiment
+    for i, report in enumerate(reports, start=1):
+        tag = f"recipe/{i}_{report['name']}"
+        for when in ("before", "after"):
+            for key, value in (report.get(when) or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    writer.add_scalar(f"{tag}/{when}/{key}", value, step)
+        for key, value in report.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                writer.add_scalar(f"{tag}/{key}", value, step)
     writer.flush()
 
 
@@ -113,6 +148,8 @@ def _fmt_step(report: dict[str, Any]) -> str:
             parts.append(f"{label} {before[key]:,} -> {after[key]:,}")
     if "size_bytes" in before and "size_bytes" in after:
         parts.append(f"size {before['size_bytes'] / 1024:.1f} -> {after['size_bytes'] / 1024:.1f} KiB")
+    if report.get("summary"):  # what the step says about itself (sparsity, channels kept, ...)
+        parts.append(str(report["summary"]))
     return ", ".join(parts)
 
 

@@ -10,3 +10,5 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("launch_stamp", launch_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("on_rank_zero", on_rank_zero, replace=True)
+    # ${repeat:VALUE,N}: a list of N copies (search=mlp_layers: N layers of VALUE neurons each)
+    OmegaConf.register_new_resolver("repeat", lambda value, n: [value] * int(n), replace=True)

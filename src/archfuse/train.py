@@ -11,6 +11,7 @@ from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
 from archfuse.errors import ConfigError, RunFailed
 from archfuse.process import exit_now, importable_cwd
+from archfuse.sweep.cli import check_overrides, in_sweep, params_on_command_line
 
 register_resolvers()
 
@@ -31,14 +32,17 @@ def _train(cfg: DictConfig) -> float:
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         from archfuse.run.job import run_job
+        from archfuse.sweep.trial import trial_callbacks
 
-        return run_job(config, choices, global_rank() == 0)
+        return run_job(config, choices, global_rank() == 0, callbacks_for=trial_callbacks(config))
     except (ConfigError, RunFailed) as err:
         code = 2 if isinstance(err, ConfigError) else 1
         hc = HydraConfig.get()
         if hc.mode != RunMode.MULTIRUN:
             print(f"archfuse-train: error: {err}", file=sys.stderr)
             sys.exit(code)
+        if in_sweep():  # an Optuna sweep records the trial as failed, with this error, and lists it at the end
+            raise
         # In a sweep one bad combination must not stop the others: report it now and again at the end.
         label = f"#{hc.job.num} {hc.job.override_dirname or '(no overrides)'}"
         print(f"archfuse-train: job {label} failed: {err}", file=sys.stderr)
@@ -48,6 +52,11 @@ def _train(cfg: DictConfig) -> float:
 
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
+    sys.argv[1:] = params_on_command_line(sys.argv[1:])
+    bad = check_overrides(sys.argv[1:])
+    if bad:
+        print(f"archfuse-train: error: {bad}", file=sys.stderr)
+        sys.exit(2)
     _train()
     code = 0
     if _failed_jobs:

@@ -205,6 +205,30 @@ def test_server_hparams_experiment_and_session_groups(sweep, server):
         assert values["cost/params"] == summary(run)["cost"]["params"]
 
 
+def test_server_orders_hparams_overridden_keys_first(server):
+    """The columns as the HPARAMS tab lays them out: the dashboard shows the first five hyperparameters
+    and metrics of this list by default and keeps the rest in its check lists."""
+    exp = http_json(server, "/data/plugin/hparams/experiment", {"experimentName": "", "hparamsLimit": 1000})
+    infos = exp["hparamInfos"]
+    names = [h["name"] for h in infos]
+    assert names[:2] == ["model", "model.width"]  # the command line's keys, the swept one among them
+    assert [h["name"] for h in infos if h.get("differs")] == ["model", "model.width"]
+    constants = names[2:]
+    assert constants == sorted(constants) and {"data.batch_size", "optimizer.lr", "seed"} <= set(constants)
+    assert "data._target_" not in names and "model._target_" not in names
+    metrics = [m["name"]["tag"] for m in exp["metricInfos"]]
+    assert metrics[:5] == ["val/acc_best", "test/acc", "cost/params", "cost/macs", "cost/latency_ms"]
+
+
+def test_server_trial_ids_start_with_the_swept_values(sweep, server):
+    cwd, runs = sweep
+    stamp = runs[0].parent.name
+    listed = sessions(server)
+    for num, (run, width) in enumerate(zip(runs, (4, 8))):
+        group, _ = listed[run_name(run, cwd / "outputs")]
+        assert group["name"] == f"{num} width={width} · multiruns/{stamp}"  # the column shows ~15 characters
+
+
 # -- cross-validation ------------------------------------------------------------------------------
 
 def test_cross_validation_writes_fold_runs_and_mean_hparams(tmp_path):
@@ -223,6 +247,11 @@ def test_cross_validation_writes_fold_runs_and_mean_hparams(tmp_path):
         assert fold.Scalars("val/acc_best")[-1].value == pytest.approx(cv["folds"][k]["val/acc_best"], abs=1e-6)
         hparams, _ = hparams_of_run(fold)
         assert hparams["cv.fold"] == k
+        content = fold.PluginTagToContent("hparams")
+        exp = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
+        assert [h.name for h in exp.hparam_infos if h.differs] == ["cv.fold", "cv.folds", "model"]
+        start = hp_metadata.parse_session_start_info_plugin_data(content[hp_metadata.SESSION_START_INFO_TAG])
+        assert start.group_name == f"folds=2,model=seed003/fold_{k} · runs/{run.name[:19]}"
 
     top = load_events(run)
     hparams, metric_tags = hparams_of_run(top)

@@ -36,3 +36,11 @@ def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
     write_json_atomic(path, {"status": "ok", "n": 2})
     assert json.loads(path.read_text()) == {"status": "ok", "n": 2}
     assert [p.name for p in path.parent.iterdir()] == ["summary.json"]
+
+
+def test_hparams_leave_out_class_paths_a_group_choice_already_names():
+    config = {"model": {"_target_": "archfuse.models.convnet.ConvNet", "width": 8},
+              "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}}
+    hp = hparams_of(config, {"model": "convnet"})
+    assert "model._target_" not in hp and "optimizer._partial_" not in hp
+    assert hp["optimizer._target_"] == "torch.optim.SGD"  # no optimizer group: the class path is the choice

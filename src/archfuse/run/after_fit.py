@@ -56,13 +56,26 @@ def run_recipe_steps(module: Any, datamodule: Any, config: dict[str, Any], run_d
         log_dir = run_dir / f"recipe_{i}_{name}"
         before = measure(module, datamodule, config)
         step = AfterFit(module=module, datamodule=datamodule, log_dir=log_dir,
-                        fine_tune=partial(fine_tune, module, datamodule, config, log_dir, quiet),
+                        fine_tune=_numbered_fine_tunes(module, datamodule, config, log_dir, quiet),
                         evaluate=partial(_evaluate_split, module, datamodule))
         about = recipe.after_fit(step) or {}
         if recipe.evaluation_device == STEP_DEVICE_CPU:
             module.net = module.net.cpu()
         reports.append({"name": name, **about, "before": before, "after": measure(module, datamodule, config)})
     return reports
+
+
+def _numbered_fine_tunes(module: Any, datamodule: Any, config: dict[str, Any], log_dir: Path, quiet: bool):
+    """A step's fine_tune: its first fine-tune logs to the step's directory, each further one (an iterative
+    schedule's) to ``fine_tune_<k>`` inside it, so their checkpoints and TensorBoard runs stay apart."""
+    calls = [0]
+
+    def run(epochs: int, lr: float | None = None) -> dict[str, float]:
+        calls[0] += 1
+        where = log_dir if calls[0] == 1 else log_dir / f"fine_tune_{calls[0]}"
+        return fine_tune(module, datamodule, config, where, quiet, epochs, lr)
+
+    return run
 
 
 def _evaluate_split(module: Any, datamodule: Any, split: str) -> dict[str, float]:

@@ -13,7 +13,7 @@ from archfuse.build import Parts
 from archfuse.checkpoint import save_atomic
 from archfuse.cost import measure_cost
 from archfuse.module import RECORD_KEY
-from archfuse.report import hparams_of, log_confusion_matrix, log_hparams
+from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, log_recipe_steps
 from archfuse.run.after_fit import load_weights, post_training
 from archfuse.trainer import build_trainer
 
@@ -73,6 +73,8 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
         if trainer.logger is not None:
             step = trainer.global_step
             log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
+            if recipe_reports:
+                log_recipe_steps(trainer.logger, recipe_reports, step)
             final_metrics = {**metrics, **{f"cost/{k}": v for k, v in result["cost"].items()}}
             hparams = {**hparams_of(config, choices), "trainer.precision": training["precision"], **(hparams_extra or {})}
             log_hparams(trainer.logger, hparams, final_metrics, step)

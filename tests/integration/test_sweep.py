@@ -1,0 +1,347 @@
+"""Optuna sweeps through the real CLI: studies in SQLite read back with optuna, continued by the same
+command, pruned, failed and NaN trials, bad input; slow: a killed sweep resumed, the grid with
+cross-validation, a Pareto front, joblib batches."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from conftest import FAST, cli_env, run_cli, summary
+
+WDA = ["-m", "search=width_depth_activation", "hydra.sweeper.seed=0", *FAST, "trainer.num_threads=1"]
+
+
+def sweep_dir(cwd: Path) -> Path:
+    (found,) = (cwd / "outputs" / "sweeps").iterdir()
+    return found
+
+
+def load(directory: Path) -> optuna.Study:
+    return optuna.load_study(study_name=directory.name, storage=f"sqlite:///{directory / 'study.db'}")
+
+
+def rows(directory: Path) -> list[dict]:
+    with open(directory / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def wda(tmp_path_factory):
+    """search=width_depth_activation with 2 trials, then the same command with n_trials=3 (continued)."""
+    cwd = tmp_path_factory.mktemp("wda")
+    first = run_cli(cwd, *WDA, "hydra.sweeper.n_trials=2")
+    directory = sweep_dir(cwd)
+    before = {p.parent.name: p.stat().st_mtime_ns for p in (directory / "trials").glob("*/summary.json")}
+    second = run_cli(cwd, *WDA, "hydra.sweeper.n_trials=3")
+    return cwd, directory, first, second, before
+
+
+def test_sweep_study_is_stored_and_read_back(wda):
+    cwd, directory, first, _, _ = wda
+    assert directory == cwd / "outputs" / "sweeps" / "width_depth_activation+debug-fast+trainer.num_threads-1"
+    study = load(directory)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    for t in trials:
+        assert set(t.params) == {"model.width", "model.depth", "model.activation"}
+        assert t.params["model.width"] in (8, 16, 32, 64) and 1 <= t.params["model.depth"] <= 4
+        run = directory / t.user_attrs["run_dir"]
+        assert run.name.startswith(f"{t.number:03d}_model.width-{t.params['model.width']}+")
+        s = summary(run)
+        assert s["status"] == "ok" and s["objective"]["names"] == ["val/acc_best"]
+        assert t.value == pytest.approx(s["metrics"]["val/acc_best"]) == pytest.approx(s["objective"]["values"][0])
+        assert s["config"]["model"]["width"] == t.params["model.width"]
+        assert s["config"]["model"]["_target_"] == "archfuse.models.convnet.ConvNet"
+    table = rows(directory)
+    assert [r["number"] for r in table] == ["0", "1", "2"]
+    assert {r["state"] for r in table} == {"COMPLETE"}
+    assert float(table[0]["val/acc_best"]) == pytest.approx(trials[0].value)
+    assert int(table[0]["cost/params"]) == summary(directory / table[0]["run_dir"])["cost"]["params"]
+    best = yaml.safe_load((directory / "best.yaml").read_text())
+    top = max(trials, key=lambda t: t.value)
+    assert best["trial"] == top.number and best["values"]["val/acc_best"] == pytest.approx(top.value)
+    assert f"model.width={top.params['model.width']}" in best["overrides"]
+    assert best["command"].startswith("archfuse-train search=width_depth_activation debug=fast")
+    for plot in ("history", "importances", "parallel_coordinates"):
+        assert (directory / f"{plot}.png").stat().st_size > 1000
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    plots = EventAccumulator(str(directory / "tensorboard" / "plots"), size_guidance={"images": 0})
+    plots.Reload()
+    assert plots.Tags()["images"] == ["sweep/history", "sweep/importances", "sweep/parallel_coordinates"]
+    session = EventAccumulator(str(directory / "tensorboard" / "trial_000"))
+    session.Reload()
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        session.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert set(start.hparams) == {"model.width", "model.depth", "model.activation", "state"}  # searched keys only
+    assert set(session.Tags()["scalars"]) == {"val/acc_best", "cost/params"}
+    assert "[sweep] top trials (val/acc_best max):" in first.stdout
+    assert "2/2 trials (2 complete, 0 pruned, 0 failed; 2 run now" in first.stdout
+
+
+def test_same_command_continues_the_study(wda):
+    _, directory, _, second, before = wda
+    assert "3/3 trials (3 complete, 0 pruned, 0 failed; 1 run now" in second.stdout
+    after = {p.parent.name: p.stat().st_mtime_ns for p in (directory / "trials").glob("*/summary.json")}
+    assert len(after) == 3 and all(after[name] == stamp for name, stamp in before.items())  # never rewritten
+
+
+def test_dashboard_reads_the_study(wda):
+    """optuna-dashboard's server on 127.0.0.1 serves the study through its HTTP API."""
+    import socket
+    import urllib.request
+
+    _, directory, *_ = wda
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", "import sys, optuna_dashboard; optuna_dashboard.run_server("
+                               "sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]))",
+                               f"sqlite:///{directory / 'study.db'}", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("optuna-dashboard did not answer")
+        (study,) = studies
+        assert study["study_name"] == directory.name
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=5) as r:
+            detail = json.loads(r.read())
+        assert [t["state"] for t in detail["trials"]] == ["Complete"] * 3
+        assert {p["name"] for p in detail["trials"][0]["params"]} == {"model.width", "model.depth", "model.activation"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_mlp_layers_searches_layers_and_neurons(workdir):
+    run_cli(workdir, "-m", "search=mlp_layers", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=1",
+            "hydra.sweeper.seed=0")
+    directory = sweep_dir(workdir)
+    (trial,) = load(directory).get_trials()
+    config = summary(directory / trial.user_attrs["run_dir"])["config"]
+    assert config["model"]["_target_"] == "archfuse.models.mlp.MLP"
+    assert config["model"]["hidden_sizes"] == [trial.params["mlp.neurons"]] * trial.params["mlp.layers"]
+    assert config["model"]["activation"] == trial.params["model.activation"]
+
+
+def test_pruned_trial_is_recorded_and_says_so(workdir):
+    """The median pruner stops a hopeless learning rate after its first epoch (grid order fixed by the seed)."""
+    proc = run_cli(workdir, "-m", *FAST, "trainer.num_threads=1", "model=mlp", "hydra/sweeper=optuna",
+                   "optimizer.lr=choice(0.003,0.0000001)", "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=1",
+                   "trainer.max_epochs=2", "hydra.sweeper.pruner_args.n_startup_trials=1",
+                   "hydra.sweeper.pruner_args.n_warmup_steps=0")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert [(t.state.name, t.params["optimizer.lr"]) for t in trials] == [("COMPLETE", 0.003), ("PRUNED", 1e-7)]
+    pruned = summary(directory / trials[1].user_attrs["run_dir"])
+    assert pruned["status"] == "pruned" and pruned["metrics"]["epoch"] == 0
+    assert trials[1].intermediate_values == {0: pytest.approx(pruned["metrics"]["val/acc_best"])}
+    assert len(trials[0].intermediate_values) == 2  # one report per epoch
+    assert "[sweep] trial 1 PRUNED trial 1 pruned at epoch 0 (reported val/acc_best: 0." in proc.stdout
+    assert rows(directory)[1]["state"] == "PRUNED"
+
+
+def test_failed_and_nan_trials_are_recorded_and_the_sweep_goes_on(workdir):
+    proc = run_cli(workdir, "-m", *FAST, "trainer.num_threads=1", "model=mlp", "hydra/sweeper=optuna",
+                   "optimizer.lr=choice(0.003,1e30)", "model.activation=choice(relu,swish)", "objective=val/loss",
+                   "hydra.sweeper.sampler=grid", "hydra.sweeper.pruner=none", "hydra.sweeper.max_failure_rate=0.8")
+    assert "Traceback" not in proc.stderr
+    directory = sweep_dir(workdir)
+    trials = {(t.params["optimizer.lr"], t.params["model.activation"]): t for t in load(directory).get_trials()}
+    assert trials[(0.003, "relu")].state.name == "COMPLETE"
+    nan = trials[(1e30, "relu")]
+    assert nan.state.name == "FAIL" and nan.user_attrs["error"] == "objective val/loss is [nan] (not a finite number)"
+    for lr in (0.003, 1e30):
+        bad = trials[(lr, "swish")]
+        assert bad.state.name == "FAIL" and bad.user_attrs["error"].startswith("model.activation: unknown activation")
+        assert not (directory / bad.user_attrs["run_dir"]).exists()  # bad input leaves no run directory
+        assert f"  failed trial {bad.number}: model.activation: unknown activation 'swish'" in proc.stderr
+    assert "4/4 trials (1 complete, 0 pruned, 3 failed" in proc.stdout
+    assert {r["state"] for r in rows(directory)} == {"COMPLETE", "FAIL"}
+
+
+def test_too_many_failures_stop_the_sweep(workdir):
+    proc = run_cli(workdir, "-m", *FAST, "model=mlp", "hydra/sweeper=optuna", "model.activation=choice(swish,mish)",
+                   "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.25", check=False)
+    assert proc.returncode == 1
+    assert ("archfuse-train: error: the sweep stopped: 2 of 4 trials failed, more than "
+            "hydra.sweeper.max_failure_rate=0.25") in proc.stderr
+    assert len(load(sweep_dir(workdir)).get_trials()) == 2
+
+
+BAD = [
+    (["hydra.sweeper.sampler=bayes"], "hydra.sweeper.sampler: unknown sampler 'bayes'; choose one of: tpe, random"),
+    (["hydra.sweeper.pruner=early"], "hydra.sweeper.pruner: unknown pruner 'early'"),
+    (["model.width=range(1,"], "model.width: malformed override 'model.width=range(1,'"),
+    (["hydra.sweeper.params.model.widht=choice(8,16)"], "hydra.sweeper.params.model.widht: no such key in the config"),
+    (["hydra.sweeper.storage=postgresql+psycopg://nobody@127.0.0.1:9/none"],
+     "hydra.sweeper.storage: cannot open postgresql+psycopg://nobody@127.0.0.1:9/none"),
+    (["objective=[val/acc_best,cost/params]"], "hydra.sweeper.pruner: Optuna cannot prune a study with several objectives"),
+    (["search=grid", "model.width=interval(8,64)"], "hydra.sweeper.params.model.width: the grid sampler needs"),
+    (["objective=[val/acc_best,val/loss]", "hydra.sweeper.scalarize=0.1"],
+     "hydra.sweeper.scalarize: needs objective=[METRIC,cost/NAME] with the cost minimised"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_bad_sweep_input_is_one_clear_error(workdir, overrides, message):
+    proc = run_cli(workdir, "-m", "search=width_depth_activation", *FAST, *overrides, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"archfuse-train: error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (workdir / "outputs").exists() or not list((workdir / "outputs").rglob("*.db"))
+    assert not (workdir / "outputs" / "sweeps").exists() or not list((workdir / "outputs" / "sweeps").iterdir())
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_and_retries_the_stale_trial(workdir):
+    args = ["-m", *FAST, "trainer.num_threads=1", "model=mlp", "hydra/sweeper=optuna", "hydra.sweeper.study_name=k",
+            "model.activation=choice(relu,tanh,gelu)", "hydra.sweeper.n_trials=3", "hydra.sweeper.seed=0",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2", "trainer.max_epochs=30"]
+    proc = subprocess.Popen([sys.executable, "-m", "archfuse.train", *args], cwd=workdir, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    trials = workdir / "outputs" / "sweeps" / "k" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(trials.glob("000_*/summary.json")):
+        time.sleep(0.5)
+    while time.time() < deadline and len(list(trials.glob("001_*/events.out.*"))) == 0:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # trial 1 is training: it stays RUNNING in the study
+    proc.wait()
+    study = load(trials.parent)
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING"]
+    time.sleep(3)  # past the grace period
+    again = run_cli(workdir, *args[:-1], "trainer.max_epochs=1")
+    trials_now = load(trials.parent).get_trials()
+    states = [t.state.name for t in trials_now]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials_now[2].params == trials_now[1].params  # retried once, with the same parameters
+    assert trials_now[2].system_attrs["failed_trial"] == 1
+    assert "3/3 trials (3 complete, 0 pruned, 0 failed; 2 run now" in again.stdout
+    names = sorted(p.name[:3] for p in trials.iterdir())
+    assert names == ["000", "001", "002", "003"]  # the killed trial's directory is kept, not reused
+    assert "no heartbeat); run again as trial 2" in rows(trials.parent)[1]["error"]
+
+
+@pytest.mark.slow
+def test_grid_with_cross_validation_runs_every_cell(workdir):
+    proc = run_cli(workdir, "-m", "search=grid", "cv.folds=2", *FAST, "trainer.num_threads=1",
+                   "hydra.sweeper.params.model.width=choice(8)", "hydra.sweeper.params.model.depth=choice(1)",
+                   "model.activation=choice(tanh,relu)")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert sorted(t.params["model.activation"] for t in trials) == ["relu", "tanh"]
+    for t in trials:
+        s = summary(directory / t.user_attrs["run_dir"])
+        assert t.value == pytest.approx(s["metrics"]["cv/val_acc_mean"]) and len(s["cv"]["folds"]) == 2
+    assert "2/2 trials (2 complete" in proc.stdout
+
+
+@pytest.mark.slow
+def test_pareto_front_with_nsga2(workdir):
+    proc = run_cli(workdir, "-m", "search=pareto", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=4",
+                   "hydra.sweeper.seed=0", "hydra.sweeper.constraints={cost/params: 50000}")
+    directory = sweep_dir(workdir)
+    study = load(directory)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    best = yaml.safe_load((directory / "best.yaml").read_text())
+    front = {t.number for t in study.best_trials}
+    assert {e["trial"] for e in best["pareto_front"]} == front
+    assert all(set(e["values"]) == {"val/acc_best", "cost/params"} for e in best["pareto_front"])
+    assert (directory / "pareto_front.png").stat().st_size > 1000
+    for t in study.get_trials():  # the budget as Optuna's constraint: params - 50000 <= 0 is feasible
+        assert t.user_attrs["constraints"] == [t.values[1] - 50000]
+    assert "[sweep] Pareto front (val/acc_best max, cost/params min):" in proc.stdout
+
+
+@pytest.mark.slow
+def test_n_jobs_batches_go_to_the_joblib_launcher(workdir):
+    proc = run_cli(workdir, *WDA, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert "[sweep] trial 0 starts" in proc.stdout and "[sweep] trial 1 starts" in proc.stdout
+    first, second = trials
+    assert second.datetime_start < first.datetime_complete  # the two ran at the same time
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgresql_study(workdir):
+    """A real PostgreSQL server (pgserver), two sweep processes at once on one study: every trial run
+    exactly once, none lost, n_trials in all."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(str(workdir / "pg"), cleanup_mode="stop")
+    try:
+        server.psql("CREATE DATABASE sweeps;")
+        url = server.get_uri().replace("postgresql://", "postgresql+psycopg://").replace("/postgres?", "/sweeps?")
+        args = ["-m", "search=width_depth_activation", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=5",
+                "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage='{url}'"]
+        workers = [subprocess.Popen([sys.executable, "-m", "archfuse.train", *args], cwd=workdir, env=cli_env(),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [w.communicate(timeout=600) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
+        study = optuna.load_study(study_name="shared", storage=url)
+        ran = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
+        assert [t.state.name for t in ran] == ["COMPLETE"] * 5  # n_trials honoured, none lost
+        dirs = [t.user_attrs["run_dir"] for t in ran]
+        assert len(set(dirs)) == 5  # none run twice
+        on_disk = sorted(p.parent.name for p in (workdir / "outputs" / "sweeps" / "shared" / "trials").glob("*/summary.json"))
+        assert on_disk == sorted(Path(d).name for d in dirs)
+        assert all("run now" in o[0] for o in outs) and sum(int(o[0].split(" run now")[0].split("; ")[-1])
+                                                            for o in outs) == 5  # both worked, 5 in all
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.slow
+def test_ddp_trials_report_from_rank_zero_and_prune_every_rank(workdir):
+    """trainer=ddp_cpu in a sweep: both ranks train the trial, rank 0 alone reports (one value per
+    epoch), and a pruned trial stops on every rank."""
+    proc = run_cli(workdir, "-m", *FAST, "model=mlp", "trainer=ddp_cpu", "hydra/sweeper=optuna",
+                   "optimizer.lr=choice(0.003,0.0000001)", "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=1",
+                   "trainer.max_epochs=2", "hydra.sweeper.pruner_args.n_startup_trials=1",
+                   "hydra.sweeper.pruner_args.n_warmup_steps=0")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]
+    assert list(trials[0].intermediate_values) == [0, 1] and list(trials[1].intermediate_values) == [0]
+    assert sorted(p.name[:3] for p in (directory / "trials").iterdir()) == ["000", "001"]
+    assert summary(directory / trials[1].user_attrs["run_dir"])["status"] == "pruned"
+    assert "2/2 trials (1 complete, 1 pruned" in proc.stdout
+
+
+@pytest.mark.slow
+def test_scalarised_accuracy_and_cost_can_be_pruned(workdir):
+    """search=pareto with hydra.sweeper.scalarize: one objective, val/acc_best - lambda * cost/params, pruned
+    on the same penalised value at every epoch."""
+    run_cli(workdir, "-m", "search=pareto", *FAST, "trainer.num_threads=1", "hydra.sweeper.pruner=median",
+            "hydra.sweeper.scalarize=1e-6", "hydra.sweeper.n_trials=3", "hydra.sweeper.seed=0", "trainer.max_epochs=2",
+            "hydra.sweeper.pruner_args.n_startup_trials=1", "hydra.sweeper.pruner_args.n_warmup_steps=0")
+    directory = sweep_dir(workdir)
+    assert directory.name.endswith("scalarize-1e-06")
+    trials = load(directory).get_trials()
+    assert trials[0].state.name == "COMPLETE"
+    parts = trials[0].user_attrs["objectives"]
+    assert trials[0].value == pytest.approx(parts["val/acc_best"] - 1e-6 * parts["cost/params"])
+    assert trials[0].intermediate_values[1] == pytest.approx(trials[0].value)
+    assert "PRUNED" in {t.state.name for t in trials[1:]}
