@@ -1,6 +1,7 @@
 """recipe=distill and recipe=quantize through the real CLI: an int8 final model that archfuse-eval
-reloads to the run's figure, a student distilled from a teacher checkpoint trained in the test, a chain
-with a teacher trained in the same run, and bad teachers stopped before training."""
+reloads to the run's figure, a student distilled from a teacher checkpoint trained in the test, the chain
+distill -> prune_channels -> quantize with a teacher trained in the same run, and a missing teacher
+stopped before training."""
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -67,21 +68,27 @@ def test_a_student_distils_from_a_teacher_checkpoint(workdir):
     # The teacher's accuracy is reported beside the student's; the student is the costed, saved network.
     assert step["teacher"]["test/acc"] == pytest.approx(teacher["metrics"]["test/acc"], abs=1e-4)
     assert step["teacher"]["params"] == teacher["cost"]["params"] > s["cost"]["params"]
+    assert step["teacher_test_acc"] == step["teacher"]["test/acc"]
+    assert f"teacher test/acc {step['teacher_test_acc']:.4f}" in proc.stdout  # the printed step line
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     assert "train/loss_distill_kd" in events.Tags()["scalars"]
     assert eval_metrics(student_dir, s["checkpoint"])["test/acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 
-def test_a_chain_distils_from_a_teacher_trained_first_then_quantizes(workdir):
-    run_cli(workdir, *FAST, *STUDENT, "recipe=[distill,quantize]", "recipe.distill.teacher_model=mlp",
-            "recipe.quantize.compile=false")
+def test_a_chain_distils_from_a_teacher_trained_first_prunes_then_quantizes(workdir):
+    run_cli(workdir, *FAST, "model=seed003", "recipe=[distill,prune_channels,quantize]",
+            "recipe.distill.teacher_model=mlp", "recipe.quantize.compile=false")
     (run,) = run_dirs(workdir)
     s = summary(run)
-    assert [step["name"] for step in s["recipe"]] == ["distill", "quantize"]
+    assert [step["name"] for step in s["recipe"]] == ["distill", "prune_channels", "quantize"]
     assert s["recipe"][0]["teacher"]["source"] == "archfuse.models.mlp.MLP"
     assert s["recipe"][0]["teacher"]["test/acc"] > 0.15  # trained, better than chance (0.1)
-    assert s["recipe"][1]["before"]["test/acc"] == pytest.approx(s["recipe"][0]["after"]["test/acc"])
+    for previous, step in zip(s["recipe"], s["recipe"][1:]):  # each step starts from the previous one's model
+        assert step["before"]["params"] == previous["after"]["params"]
+        assert step["before"]["test/acc"] == pytest.approx(previous["after"]["test/acc"])
+    assert s["recipe"][2]["after"]["size_bytes"] < s["recipe"][1]["after"]["size_bytes"] / 3.5
+    # archfuse-eval rebuilds the pruned structure, then the int8 graph on it, from the checkpoint alone.
     assert eval_metrics(workdir, s["checkpoint"])["test/acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 

@@ -186,6 +186,9 @@ class Distill(Recipe):
         val, test = accuracy(teacher, step.datamodule, "val"), accuracy(teacher, step.datamodule, "test")
         source = (str(Path(self.teacher_path).expanduser().resolve()) if self.teacher_path is not None
                   else self.teacher_model["_target_"])
+        params = count_params(teacher)
         return {"temperature": self.temperature, "alpha": self.alpha,
-                "teacher": {"source": source, "val/acc": val["acc"], "test/acc": test["acc"],
-                            "params": count_params(teacher)}}
+                "teacher_val_acc": val["acc"], "teacher_test_acc": test["acc"],  # TensorBoard scalars
+                "teacher": {"source": source, "val/acc": val["acc"], "test/acc": test["acc"], "params": params},
+                "summary": f"teacher test/acc {test['acc']:.4f} ({params:,} params), T={self.temperature:g}, "
+                           f"alpha={self.alpha:g}"}

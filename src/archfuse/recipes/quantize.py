@@ -252,6 +252,7 @@ class Quantize(Recipe):
         state = {k: v.detach().clone() for k, v in prepared.state_dict().items()}
         module.net = self._int8(prepared, {"float": float_state, "prepared": state}, shape)
         report["quantized_ops"] = quantized_ops(module.net.graph)
+        report["summary"] = f"int8 {self.mode}{'' if self.compile else ' (eager reference ops)'}"
         return report
 
     def _int8(self, prepared: nn.Module, tensors: dict[str, dict[str, Tensor]], shape: tuple[int, ...]) -> Int8Net:
