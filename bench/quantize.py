@@ -8,6 +8,9 @@ latency (and the fastest pass) at batch 1 and 256 of eager fp32, fp32 compiled b
 
     python bench/quantize.py [--epochs 3] [--threads 2] [--repeats 20] [--workdir DIR]
 
+On a machine whose cores are busy with other work, multi-threaded passes wait at OpenMP barriers and
+every variant slows by 10-50x (batch 1 in tens of ms): compare with --threads 1, or on an idle machine.
+
 Goals (issue 7): int8 >= 4x faster than compiled fp32 at batch 256, >= 3.5x smaller, <= 0.3 pp drop.
 """
 
