@@ -78,6 +78,8 @@ def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
     """Optimizer and scheduler built on the real parameters, and kept for the fit: bad values fail here,
     not at epoch 1."""
     module, key = parts.module, "optimizer"
+    if not any(p.requires_grad for p in module.parameters()):
+        return  # nothing to train: the run only validates, fits its combiner and tests
     try:
         optimizer = module.make_optimizer()
         key = "scheduler"

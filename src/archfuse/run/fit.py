@@ -46,7 +46,10 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     module, dm = parts.module, parts.datamodule
     trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
     started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    if any(p.requires_grad for p in module.parameters()):
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    else:  # nothing to train (an ensemble of loaded, frozen members): validate it as it is
+        trainer.validate(module, datamodule=dm, verbose=False)
     training = {"precision": str(trainer.precision), "epochs": trainer.current_epoch,
                 "seconds": round(time.perf_counter() - started, 2)}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
