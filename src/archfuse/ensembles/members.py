@@ -123,6 +123,12 @@ class MemberEnsemble(Ensemble):
                              "gain_over_mean": acc - mean}
             if split == "val":
                 report["disagreement"] = disagreement(logits)
+        pairs = [report["disagreement"][i][j] for i, j in itertools.combinations(range(len(net.members)), 2)]
+        report["mean_disagreement"] = sum(pairs) / len(pairs) if pairs else 0.0
+        report["metrics"] = {"ensemble/val_acc": report["val"]["acc"],
+                             "ensemble/val_gain_over_best": report["val"]["gain_over_best"],
+                             "ensemble/val_gain_over_mean": report["val"]["gain_over_mean"],
+                             "ensemble/mean_disagreement": report["mean_disagreement"]}
         report["fitted"] = {name: plain(v) for name, v in fitted.items()}
         report["tensors"] = {name: plain(v) for name, v in net.combiner.tensors().items()}
         log_scalars(data, report)
@@ -139,18 +145,12 @@ def log_scalars(data: CombinerData, report: dict[str, Any]) -> None:
     logger = getattr(module, "logger", None) if getattr(module, "_trainer", None) is not None else None
     if logger is None or not hasattr(logger, "experiment"):
         return
-    writer = logger.experiment
+    writer = logger.experiment  # report["metrics"] reach TensorBoard with the run's final metrics (HPARAMS)
+    for name in ("acc", "gain_over_best", "gain_over_mean"):
+        writer.add_scalar(f"ensemble/test_{name}", report["test"][name], 0)
     for split in ("val", "test"):
-        r = report[split]
-        writer.add_scalar(f"ensemble/{split}_acc", r["acc"], 0)
-        writer.add_scalar(f"ensemble/{split}_gain_over_best", r["gain_over_best"], 0)
-        writer.add_scalar(f"ensemble/{split}_gain_over_mean", r["gain_over_mean"], 0)
-        for i, acc in enumerate(r["member_acc"]):
+        for i, acc in enumerate(report[split]["member_acc"]):
             writer.add_scalar(f"ensemble/{split}_acc_member_{i}", acc, 0)
-    k = len(report["disagreement"])
-    pairs = [report["disagreement"][i][j] for i, j in itertools.combinations(range(k), 2)]
-    if pairs:
-        writer.add_scalar("ensemble/mean_disagreement", sum(pairs) / len(pairs), 0)
     for name, value in report["tensors"].items():
         flat = torch.as_tensor(value, dtype=torch.float).flatten()
         if flat.numel() <= 16:

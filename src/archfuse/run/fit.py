@@ -69,6 +69,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
                               "best_checkpoint": best or None, "is_global_zero": trainer.is_global_zero}
     if ensemble_report is not None:
         result["ensemble"] = ensemble_report
+        metrics.update(ensemble_report.get("metrics") or {})  # validation figures a sweep may optimise
     if trainer.is_global_zero:
         c = config["cost"]
         result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
