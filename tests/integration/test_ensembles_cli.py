@@ -69,7 +69,7 @@ def test_members_from_checkpoints_are_not_retrained(workdir, weighted_run, train
     (["ensemble=weighted", "ensemble.size=0"], "ensemble.size: must be a positive integer"),
     (["ensemble=vote", "ensemble.size=2", "ensemble.weights=[1,2,3]"],
      "ensemble.weights: has 3 values but the ensemble has 2 members"),
-    (["ensemble=mean", "ensemble.member=[seed003]"], "ensemble.member: unknown key; ensemble accepts:"),
+    (["ensemble=mean", "+ensemble.member=[seed003]"], "ensemble.member: unknown key; ensemble accepts:"),
 ], ids=["size", "weights", "key"])
 def test_bad_ensemble_input_is_one_clear_error(workdir, overrides, message):
     proc = run_cli(workdir, *overrides, "quiet=true", check=False)
