@@ -167,3 +167,153 @@ def test_members_with_outputs_of_different_shapes_are_refused():
     with pytest.raises(ConfigError, match=r"ensemble.members: the members' outputs differ in shape \(member 0: "
                                           r"\(2, 3\), member 1: \(2, 5\)\)"):
         net(torch.zeros(2, 4))
+
+
+# -- stack -----------------------------------------------------------------------------------------
+def sklearn_logreg():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000)
+
+
+class SplitsSeen:
+    """CombinerData.member_logits that records which splits were asked for."""
+
+    def __init__(self, splits):
+        self.splits, self.asked = splits, []
+
+    def __call__(self, split):
+        self.asked.append(split)
+        if split not in self.splits:
+            raise AssertionError(f"the combiner asked for {split} predictions")
+        return self.splits[split]
+
+
+def test_stacking_fits_only_on_held_out_validation_predictions():
+    from archfuse.ensembles.stack import Stack, holdout_split
+
+    val, y = noisy_members(n=400, qualities=(2.5, 0.5), seed=3)
+    test = noisy_members(n=200, qualities=(2.5, 0.5), seed=4)
+    strategy = Stack(estimator=sklearn_logreg(), holdout=0.5, size=2)
+    fit_idx, rest_idx = holdout_split(y, 0.5, 0)
+    assert len(fit_idx) == 200 and not set(fit_idx.tolist()) & set(rest_idx.tolist())
+
+    def fitted(val_logits, test_logits):
+        net = strategy.build([nn.Identity(), nn.Identity()], 5)
+        seen = SplitsSeen({"val": (val_logits, y), "test": test_logits})
+        report = strategy.fit(net, CombinerData(module=None, datamodule=None, log_dir=None, member_logits=seen))
+        assert "train" not in seen.asked  # never a prediction on an image a member trained on
+        return net.combiner.coef.clone(), report
+
+    coef, report = fitted(val, test)
+    assert report["fitted"]["fit_samples"] == 200 and report["fitted"]["holdout_samples"] == 200
+    # Changing every prediction outside the fitting part (the rest of validation, all of test) changes nothing.
+    changed = val.clone()
+    changed[:, rest_idx] = torch.randn_like(changed[:, rest_idx]) * 10
+    coef2, _ = fitted(changed, (torch.randn(2, 200, 5), test[1]))
+    assert torch.equal(coef, coef2)
+    # ... changing the fitting part does.
+    moved = val.clone()
+    moved[:, fit_idx] = torch.randn_like(moved[:, fit_idx])
+    assert not torch.equal(coef, fitted(moved, test)[0])
+    # The meta-learner trusts the better member: its coefficients on member 0's features are larger.
+    assert coef[:, :5].abs().sum() > coef[:, 5:].abs().sum()
+    assert report["fitted"]["holdout_val_acc"] >= max(report["fitted"]["holdout_member_val_acc"]) - 0.03
+
+
+def test_the_stack_rule_is_its_linear_model():
+    from archfuse.ensembles.stack import Stack, linear_stack, member_features
+
+    val, y = noisy_members(n=300, qualities=(2.0, 1.0, 0.5))
+    strategy = Stack(estimator=sklearn_logreg(), size=3)
+    net = strategy.build([nn.Identity()] * 3, 5)
+    assert same_prediction(net.combiner(val), member_features(val).view(300, 3, 5).mean(1))  # before fitting
+    learner = sklearn_logreg().fit(member_features(val).numpy(), y.numpy())
+    from archfuse.ensembles.stack import linear_tensors
+
+    coef, intercept = linear_tensors(learner, 5, 15)
+    ours = linear_stack(val, coef, intercept)
+    assert torch.allclose(ours, torch.as_tensor(learner.decision_function(member_features(val).numpy())).float(),
+                          atol=1e-4)
+
+
+def test_a_non_linear_meta_learner_is_refused():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from archfuse.ensembles.stack import Stack
+
+    with pytest.raises(ConfigError, match="ensemble.estimator: RandomForestClassifier is not a linear classifier.*"
+                                          "not supported for saving"):
+        Stack(estimator=RandomForestClassifier())
+    with pytest.raises(ConfigError, match="ensemble.holdout: must be a share"):
+        Stack(estimator=sklearn_logreg(), holdout=1.0)
+
+
+# -- cascade ---------------------------------------------------------------------------------------
+def test_the_cascade_sends_fewer_samples_on_as_its_threshold_falls():
+    from archfuse.ensembles.cascade import answering_stage
+
+    logits, _ = noisy_members(n=500, qualities=(1.0, 2.0, 3.0))
+    order = torch.arange(3)
+    sent_on = []
+    for t in (0.99, 0.8, 0.6, 0.4, 0.0):
+        stage = answering_stage(logits, order, torch.full((2,), t))
+        sent_on.append(int((stage > 0).sum()))
+    assert sent_on == sorted(sent_on, reverse=True) and sent_on[0] > sent_on[-1] == 0
+    assert (answering_stage(logits, order, torch.full((2,), 2.0)) == 2).all()  # 'never': all to the last
+
+
+def test_the_cascade_network_runs_only_the_open_samples_and_agrees_with_its_rule():
+    from archfuse.ensembles.cascade import Cascade, answering_stage, cascade
+
+    torch.manual_seed(0)
+    calls = []
+
+    class Counting(nn.Linear):
+        def forward(self, x):
+            calls.append((self.out_features, len(x)))
+            return super().forward(x) * 3
+
+    members = [Counting(6, 4), Counting(6, 4)]
+    net = Cascade(size=2).build(members, 4).eval()
+    net.combiner.thresholds.fill_(0.6)
+    x = torch.randn(64, 6)
+    with torch.no_grad():
+        stacked = net.member_logits(x)
+        calls.clear()
+        out = net(x)
+    assert torch.allclose(out, cascade(stacked, net.combiner.order, net.combiner.macs, net.combiner.thresholds),
+                          atol=1e-5)
+    open_after_first = int((answering_stage(stacked, net.combiner.order, net.combiner.thresholds) > 0).sum())
+    assert calls == [(4, 64), (4, open_after_first)] and 0 < open_after_first < 64
+
+
+def test_cascade_fit_orders_by_cost_and_meets_its_target():
+    from archfuse.ensembles.cascade import Cascade
+
+    class Fixed(nn.Module):  # a member whose cost is a linear layer of `width`
+        def __init__(self, width):
+            super().__init__()
+            self.layer = nn.Linear(4, width)
+
+        def forward(self, x):
+            return self.layer(x)[:, :5]
+
+    val, y = noisy_members(n=400, qualities=(3.0, 1.0))  # member 0: accurate, member 1: poor
+    data = CombinerData(module=None, datamodule=type("D", (), {"input_shape": (4,)})(), log_dir=None,
+                        member_logits=lambda split: (val, y))
+    strategy = Cascade(size=2)
+    net = strategy.build([Fixed(64), Fixed(8)], 5)  # member 1 is the cheaper: it goes first
+    report = strategy.fit(net, data)["fitted"]
+    assert report["order"] == [1, 0] and report["macs"] == [256, 32]
+    assert report["val_acc"] >= report["val_acc_of_last"]
+    assert sum(report["val_stage_shares"]) == pytest.approx(1.0)
+    assert 32 <= report["val_expected_macs"] <= 32 + 256
+    budget = Cascade(target="max_cost", max_macs=100, size=2)
+    net = budget.build([Fixed(64), Fixed(8)], 5)
+    assert budget.fit(net, data)["fitted"]["val_expected_macs"] <= 100
+    with pytest.raises(ConfigError, match="ensemble.max_macs: 10 MACs per sample cannot be met: the cheapest "
+                                          "member alone costs 32"):
+        Cascade(target="max_cost", max_macs=10, size=2).check(net, data.datamodule)
+    with pytest.raises(ConfigError, match="ensemble.max_macs: target max_cost needs the budget"):
+        Cascade(target="max_cost")
