@@ -317,3 +317,64 @@ def test_cascade_fit_orders_by_cost_and_meets_its_target():
         Cascade(target="max_cost", max_macs=10, size=2).check(net, data.datamodule)
     with pytest.raises(ConfigError, match="ensemble.max_macs: target max_cost needs the budget"):
         Cascade(target="max_cost")
+
+
+# -- bagging ---------------------------------------------------------------------------------------
+def test_bootstrap_counts_and_shards():
+    from archfuse.ensembles.bagging import sample_weights
+
+    index = torch.arange(20000)
+    counts = [sample_weights(index, m, 3, "bootstrap", 0) for m in range(3)]
+    for c in counts:
+        assert c.mean().item() == pytest.approx(1.0, abs=0.03)  # Poisson(1): one draw per image on average
+        assert (c > 0).float().mean().item() == pytest.approx(1 - 0.3679, abs=0.02)
+    assert not torch.equal(counts[0], counts[1])  # each member its own sample
+    assert torch.equal(counts[0], sample_weights(index, 0, 3, "bootstrap", 0))  # the same on every call
+    shards = torch.stack([sample_weights(index, m, 3, "shards", 0) for m in range(3)])
+    assert torch.equal(shards.sum(0), torch.ones(20000))  # disjoint, and together every image
+    assert shards.mean(1).tolist() == pytest.approx([1 / 3] * 3, abs=0.02)
+
+
+def test_bagging_members_learn_only_from_their_own_samples():
+    from archfuse.ensembles.bagging import Bagging, sample_weights
+
+    torch.manual_seed(0)
+    strategy = Bagging(sampling="shards", size=2)
+    net = strategy.build([nn.Linear(3, 4), nn.Linear(3, 4)], 4)
+    x, y, index = torch.randn(64, 3), torch.randint(0, 4, (64,)), torch.arange(64)
+    loss, _ = strategy.training_loss(net, (x, y, index), nn.CrossEntropyLoss())
+    loss.backward()
+    outside = sample_weights(index, 0, 2, "shards", 0) == 0  # member 0's gradient from its shard alone
+    net0 = nn.Linear(3, 4)
+    net0.load_state_dict(net.members[0].state_dict())
+    nn.functional.cross_entropy(net0(x[~outside]), y[~outside]).backward()
+    assert torch.allclose(net.members[0].weight.grad, net0.weight.grad, atol=1e-6)
+    with pytest.raises(ConfigError, match="ensemble.sampling: unknown sampling 'jackknife'"):
+        Bagging(sampling="jackknife")
+
+
+# -- concat ----------------------------------------------------------------------------------------
+def test_concat_fuses_the_penultimate_features_with_a_new_head():
+    from archfuse.ensembles.concat import Concat
+    from archfuse.models.seed001 import Seed001
+    from archfuse.models.seed003 import Seed003
+
+    torch.manual_seed(0)
+    a, b = Seed001(), Seed003()
+    keys = (set(a.state_dict()), set(b.state_dict()))
+    net = Concat(size=2).build([a, b], 10)
+    assert net.head.in_features == 320 + 128
+    x = torch.randn(5, 1, 28, 28)
+    features, logits = net.features_and_logits(x)
+    assert [f.shape for f in features] == [(5, 320), (5, 128)]
+    assert torch.allclose(logits[0], a(x)) and torch.allclose(logits[1], b(x))
+    assert net(x).shape == (5, 10)
+    assert (set(a.state_dict()), set(b.state_dict())) == keys  # the members' own keys are unchanged
+    # freeze_members: the head's loss does not reach the members; their own losses do.
+    loss, _ = Concat(freeze_members=True, size=2).training_loss(net, (x, torch.arange(5)), nn.CrossEntropyLoss())
+    loss.backward()
+    own = nn.functional.cross_entropy(a(x), torch.arange(5))
+    a_grad = a.classifier[-1].weight.grad.clone()
+    a.zero_grad()
+    own.backward()
+    assert torch.allclose(a_grad, a.classifier[-1].weight.grad, atol=1e-6)
