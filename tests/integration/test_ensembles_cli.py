@@ -84,3 +84,30 @@ def test_a_checkpoint_of_other_data_is_refused(workdir, trained_run):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (f"ensemble.checkpoints[0]: {best} was trained on other data (seed=0) than this run (seed=5)"
             in proc.stderr)
+
+
+STRATEGIES = {
+    "cascade": ["ensemble.members=[seed001,seed003]"],
+    "stack": ["model=seed001", "ensemble.size=2"],
+    "bagging": ["model=seed001", "ensemble.size=2", "ensemble.sampling=shards"],
+    "concat": ["ensemble.members=[seed001,mlp]"],
+}
+
+
+@pytest.mark.parametrize("strategy", [pytest.param(s, marks=() if s == "cascade" else pytest.mark.slow)
+                                      for s in STRATEGIES])
+def test_every_strategy_saves_what_it_fitted_and_reloads(workdir, strategy):
+    run_cli(workdir, *FAST, f"ensemble={strategy}", *STRATEGIES[strategy], "trainer.num_threads=1")
+    (run,) = run_dirs(workdir)
+    s = summary(run)
+    e = s["ensemble"]
+    assert e["strategy"].lower() == strategy and e["test"]["acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)
+    state = torch.load(s["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+    for name, value in e["tensors"].items():
+        assert torch.allclose(state[f"net.combiner.{name}"].float(), torch.tensor(value).float())
+    if strategy == "cascade":
+        assert e["fitted"]["macs"][0] < e["fitted"]["macs"][1]  # seed001 is the cheaper: it answers first
+        assert sum(e["fitted"]["test_stage_shares"]) == pytest.approx(1.0)
+    if strategy == "concat":
+        assert "net.head.weight" in state
+    assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
