@@ -18,6 +18,8 @@ from archfuse.ensembles.members import MemberEnsemble, accuracy_of
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 
+from sklearn.base import clone
+
 
 def member_features(member_logits: Tensor) -> Tensor:
     """K x N x C logits -> N x (K*C) features: each member's log-probabilities side by side."""
@@ -60,9 +62,16 @@ def linear_tensors(estimator: Any, num_classes: int, features: int) -> tuple[Ten
 class Stack(MemberEnsemble):
     combine = staticmethod(linear_stack)
 
-    def __init__(self, estimator: Any, holdout: float = 0.5, seed: int = 0, size: int = 1,
+    def __init__(self, estimator: Any, holdout: float = 0.5, oof_folds: int = 0, seed: int = 0, size: int = 1,
                  members: list | None = None, checkpoints: list | None = None):
         super().__init__(size, members, checkpoints)
+        if not isinstance(oof_folds, int) or isinstance(oof_folds, bool) or oof_folds < 0 or oof_folds == 1:
+            raise ConfigError("ensemble.oof_folds", f"must be 0 (fit on a held-out share of validation) or at "
+                              f"least 2 folds, got {oof_folds!r}")
+        if oof_folds and checkpoints:
+            raise ConfigError("ensemble.oof_folds", "members loaded from checkpoints are not retrained, so they "
+                              "have no out-of-fold predictions; use ensemble.holdout with ensemble.checkpoints")
+        self.oof_folds = oof_folds
         if not isinstance(holdout, int | float) or not 0.0 < holdout < 1.0:
             raise ConfigError("ensemble.holdout", f"must be a share of the validation split between 0 and 1 "
                               f"(exclusive), got {holdout!r}")
@@ -84,10 +93,10 @@ class Stack(MemberEnsemble):
         return {"coef": coef, "intercept": torch.zeros(num_classes)}
 
     def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
+        if self.oof_folds:
+            return self.fit_out_of_fold(net, data)
         logits, y = data.member_logits("val")
         fit_idx, rest_idx = holdout_split(y, self.holdout, self.seed)
-        from sklearn.base import clone
-
         learner = clone(self.estimator)
         learner.fit(member_features(logits[:, fit_idx]).numpy(), y[fit_idx].numpy())
         coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
@@ -97,3 +106,39 @@ class Stack(MemberEnsemble):
         return {"estimator": repr(self.estimator), "fit_samples": len(fit_idx),
                 "holdout_samples": len(rest_idx), "holdout_val_acc": accuracy_of(net.combiner(rest), y[rest_idx]),
                 "holdout_member_val_acc": [accuracy_of(m, y[rest_idx]) for m in rest]}
+
+    def fit_out_of_fold(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
+        """Members trained afresh K times, each time on K-1 folds of the train+val pool, predict the fold
+        they did not see; the meta-learner is fitted on these predictions, which cover the pool once.
+        The run's own members (trained on the train split) then use it; validation measures the stack."""
+        logits, y = out_of_fold_logits(data.module.config, self.oof_folds, data.log_dir)
+        learner = clone(self.estimator)
+        learner.fit(member_features(logits).numpy(), y.numpy())
+        coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
+        net.combiner.coef.copy_(coef)
+        net.combiner.intercept.copy_(intercept)
+        val, y_val = data.member_logits("val")
+        return {"estimator": repr(self.estimator), "oof_folds": self.oof_folds, "fit_samples": len(y),
+                "oof_member_acc": [accuracy_of(m, y) for m in logits], "val_acc": accuracy_of(net.combiner(val), y_val)}
+
+
+def out_of_fold_logits(config: dict[str, Any], folds: int, log_dir: Any) -> tuple[Tensor, Tensor]:
+    """(K x N x C, N): every image of the train+val pool predicted by members that never trained on it."""
+    from archfuse.build import build_run
+    from archfuse.run.after_fit import load_weights
+    from archfuse.run.evaluation import member_logits
+    from archfuse.trainer import build_trainer
+
+    outputs, targets = [], []
+    for k in range(folds):
+        parts = build_run({**config, "seed": int(config.get("seed") or 0) + 1000 * (k + 1)})
+        parts.datamodule.fold = (k, folds)
+        trainer = build_trainer(config, log_dir / f"stack_oof_fold_{k}", quiet=True, resumable=False)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            load_weights(parts.module, best)
+        fold_logits, fold_y = member_logits(parts.module.net, parts.datamodule, "val")  # the held-out fold
+        outputs.append(fold_logits)
+        targets.append(fold_y)
+    return torch.cat(outputs, dim=1), torch.cat(targets)
