@@ -1,9 +1,10 @@
 """K same-architecture members as archfuse runs them, against a plain Python loop over the K models.
 
 Inference: archfuse's ensemble network (built by archfuse.build from ``ensemble=mean ensemble.size=K
-model=seed003``: the members' logits stacked, probabilities averaged) against a loop over the same K
-modules doing the same averaging; and, for reference, the same K members fused by hand into grouped
-convolutions and batched matmuls (bench only). Training: one step of the K members trained together
+model=seed003``: the members' logits, fused into one computation by archfuse.ensembles.fused at batch 1
+and looped over above it, probabilities averaged) against a loop over the same K modules doing the same
+averaging; and, for reference, the same K members fused by hand into grouped convolutions and batched
+matmuls at every batch size (bench only). Training: one step of the K members trained together
 (archfuse's ``Ensemble.training_loss``: the sum of the members' own losses, one Adam over all of them)
 against K separate steps, each model with its own Adam. All in one process, the same threads, sides
 alternating each round; figures are medians of per-round times, ratios archfuse/loop (< 1: archfuse faster).

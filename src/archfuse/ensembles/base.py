@@ -66,6 +66,12 @@ class EnsembleNet(nn.Module):
         self.combiner = combiner
 
     def member_logits(self, x: Tensor) -> Tensor:
+        if not self.training and not torch.is_grad_enabled():  # inference: same-architecture members fused
+            from archfuse.ensembles.fused import fused_member_logits
+
+            fused = fused_member_logits(self, x)
+            if fused is not None:
+                return fused
         outputs = [member(x) for member in self.members]
         if len({o.shape for o in outputs}) > 1:  # stacking would fail with a message naming no member
             shapes = ", ".join(f"member {i}: {tuple(o.shape)}" for i, o in enumerate(outputs))
