@@ -144,6 +144,10 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
         t = e["test"]
         rows.append((f"ensemble ({e['members']})", f"test/acc {t['acc']:.4f}; members {', '.join(f'{a:.4f}' for a in t['member_acc'])}; "
                      f"gain over best {t['gain_over_best']:+.4f}, over mean {t['gain_over_mean']:+.4f}"))
+    elif "test_acc_mean" in e:  # over repeats: mean ± std of the fits' gains
+        rows.append((f"ensemble ({e['runs'][0]['members']})",
+                     f"test gain over best member {e['test_gain_over_best_mean']:+.4f} ± {e['test_gain_over_best_std']:.4f}, "
+                     f"over members' mean {e['test_gain_over_mean_mean']:+.4f} ± {e['test_gain_over_mean_std']:.4f}"))
     for i, step in enumerate(payload.get("recipe") or [], start=1):
         rows.append((f"recipe {i}: {step['name']}", _fmt_step(step)))
     if c:
