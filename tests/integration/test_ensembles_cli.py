@@ -67,14 +67,14 @@ def test_members_from_checkpoints_are_not_retrained(workdir, weighted_run, train
 
 @pytest.mark.parametrize("overrides, message", [
     (["ensemble=weighted", "ensemble.size=0"], "ensemble.size: must be a positive integer"),
-    (["ensemble=vote", "ensemble.size=2", "ensemble.weights=[1,2,3]"],
-     "ensemble.weights: has 3 values but the ensemble has 2 members"),
+    pytest.param(["ensemble=vote", "ensemble.size=2", "ensemble.weights=[1,2,3]"],
+                 "ensemble.weights: has 3 values but the ensemble has 2 members", marks=pytest.mark.slow),
     (["ensemble=mean", "+ensemble.member=[seed003]"], "ensemble.member: unknown key; ensemble accepts:"),
     (["ensemble=weighted", "ensemble.checkpoints=[/nonexistent/a.ckpt]"],
      "ensemble.checkpoints[0]: /nonexistent/a.ckpt does not exist"),
-    (["ensemble=stack", "ensemble.estimator._target_=sklearn.ensemble.RandomForestClassifier",
-      "~ensemble.estimator.C", "~ensemble.estimator.max_iter"],
-     "ensemble.estimator: RandomForestClassifier is not a linear classifier"),
+    pytest.param(["ensemble=stack", "ensemble.estimator._target_=sklearn.ensemble.RandomForestClassifier",
+                  "~ensemble.estimator.C", "~ensemble.estimator.max_iter"],
+                 "ensemble.estimator: RandomForestClassifier is not a linear classifier", marks=pytest.mark.slow),
 ], ids=["size", "weights", "key", "missing_checkpoint", "non_linear_stacker"])
 def test_bad_ensemble_input_is_one_clear_error(workdir, overrides, message):
     proc = run_cli(workdir, *overrides, "quiet=true", check=False)
