@@ -116,3 +116,15 @@ def test_every_strategy_saves_what_it_fitted_and_reloads(workdir, strategy):
     if strategy == "concat":
         assert "net.head.weight" in state
     assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_stacking_on_out_of_fold_predictions(workdir):
+    run_cli(workdir, *FAST, "ensemble=stack", "model=seed001", "ensemble.size=2", "ensemble.oof_folds=2")
+    (run,) = run_dirs(workdir)
+    s = summary(run)
+    fitted = s["ensemble"]["fitted"]
+    # every image of the train+val pool (1437 digits) predicted once, by members trained without it
+    assert fitted["oof_folds"] == 2 and fitted["fit_samples"] == 1437
+    assert (run / "stack_oof_fold_0").is_dir() and (run / "stack_oof_fold_1").is_dir()
+    assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
