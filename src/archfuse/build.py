@@ -54,7 +54,8 @@ def _built(node: dict[str, Any], key: str, kind: type) -> Any:
 
 # The data options that fix the validation and test splits: a member loaded from a checkpoint must have
 # been trained with the same ones, else its training images may sit in this run's validation split.
-SPLIT_KEYS = ("_target_", "seed", "val_fraction", "test_fraction", "image_size", "root")
+# (Where the files lie, data.root, may differ between machines.)
+SPLIT_KEYS = ("_target_", "seed", "val_fraction", "test_fraction", "image_size")
 
 
 def _check_same_data(spec: MemberSpec, theirs: dict[str, Any], ours: dict[str, Any]) -> None:

@@ -38,6 +38,8 @@ def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[s
 def ensemble_over_fits(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Each fit's ensemble report, and over the fits the mean and std of the ensemble's accuracy and gains."""
     out: dict[str, Any] = {"runs": reports}
+    if not all(isinstance(r.get("val"), dict) and isinstance(r.get("test"), dict) for r in reports):
+        return out  # a strategy with its own report
     for split in ("val", "test"):
         for name in ("acc", "gain_over_best", "gain_over_mean"):
             values = [r[split][name] for r in reports]
