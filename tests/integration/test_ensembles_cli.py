@@ -3,6 +3,7 @@ from earlier runs; their checkpoints reload in archfuse-eval; bad input stops be
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, run_cli, run_dirs, summary
 
@@ -37,6 +38,14 @@ def test_weighted_members_trained_together_and_reloaded(weighted_run):
     state = torch.load(s["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     assert state["net.combiner.weights"].tolist() == pytest.approx(weights)
     assert eval_acc(cwd, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
+    # TensorBoard: the ensemble's figures and the fitted weights as scalars
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    for tag in ("ensemble/val_acc", "ensemble/val_gain_over_best", "ensemble/test_acc", "ensemble/mean_disagreement",
+                "ensemble/test_acc_member_2", "ensemble/weights_0", "ensemble/weights_2"):
+        assert tag in tags
+    assert events.Scalars("ensemble/weights_0")[-1].value == pytest.approx(weights[0], abs=1e-6)
 
 
 def test_members_of_three_architectures_vote(workdir):
