@@ -300,7 +300,14 @@ def test_cascade_fit_orders_by_cost_and_meets_its_target():
             return self.layer(x)[:, :5]
 
     val, y = noisy_members(n=400, qualities=(3.0, 1.0))  # member 0: accurate, member 1: poor
-    data = CombinerData(module=None, datamodule=type("D", (), {"input_shape": (4,)})(), log_dir=None,
+    class Data:
+        input_shape = (4,)
+
+        @staticmethod
+        def split_tensors(split):
+            return torch.randn(10, 4), torch.zeros(10, dtype=torch.long)
+
+    data = CombinerData(module=None, datamodule=Data(), log_dir=None,
                         member_logits=lambda split: (val, y))
     strategy = Cascade(size=2)
     net = strategy.build([Fixed(64), Fixed(8)], 5)  # member 1 is the cheaper: it goes first
@@ -309,6 +316,7 @@ def test_cascade_fit_orders_by_cost_and_meets_its_target():
     assert report["val_acc"] >= report["val_acc_of_last"]
     assert sum(report["val_stage_shares"]) == pytest.approx(1.0)
     assert 32 <= report["val_expected_macs"] <= 32 + 256
+    assert report["test_latency_ms_per_sample"] > 0
     budget = Cascade(target="max_cost", max_macs=100, size=2)
     net = budget.build([Fixed(64), Fixed(8)], 5)
     assert budget.fit(net, data)["fitted"]["val_expected_macs"] <= 100

@@ -48,6 +48,27 @@ def stage_shares(stage: Tensor, stages: int) -> list[float]:
     return (torch.bincount(stage, minlength=stages).double() / max(len(stage), 1)).tolist()
 
 
+def latency_per_sample(net: nn.Module, x: Tensor, samples: int = 100) -> float:
+    """Mean CPU wall time of the early-exit forward pass of one sample, over the first ``samples`` images."""
+    import time
+
+    was = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    times = []
+    try:
+        with torch.inference_mode():
+            net(x[:1].to(device))  # warm-up
+            for i in range(min(samples, len(x))):
+                xi = x[i:i + 1].to(device)
+                start = time.perf_counter()
+                net(xi)
+                times.append((time.perf_counter() - start) * 1000.0)
+    finally:
+        net.train(was)
+    return sum(times) / max(len(times), 1)
+
+
 class CascadeNet(EnsembleNet):
     """In training mode all members run (each learns from every sample); in evaluation each stage runs
     only on the samples the earlier stages left open."""
@@ -143,6 +164,7 @@ class Cascade(MemberEnsemble):
             stage = answering_stage(lg, order, c.thresholds)
             report[f"{split}_stage_shares"] = stage_shares(stage, len(order))
             report[f"{split}_expected_macs"] = expected_macs(stage, order, macs)
+        report["test_latency_ms_per_sample"] = latency_per_sample(net, data.datamodule.split_tensors("test")[0])
         return report
 
     @staticmethod
