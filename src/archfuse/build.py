@@ -52,10 +52,28 @@ def _built(node: dict[str, Any], key: str, kind: type) -> Any:
     return obj
 
 
-def member_from_checkpoint(spec: MemberSpec, input_shape: tuple[int, ...], num_classes: int) -> tuple[nn.Module, dict]:
-    """A trained network from any archfuse checkpoint (a recipe's final model, an ensemble), and its record."""
+# The data options that fix the validation and test splits: a member loaded from a checkpoint must have
+# been trained with the same ones, else its training images may sit in this run's validation split.
+# (Where the files lie, data.root, may differ between machines.)
+SPLIT_KEYS = ("_target_", "seed", "val_fraction", "test_fraction", "image_size")
+
+
+def _check_same_data(spec: MemberSpec, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
+    differ = [k for k in SPLIT_KEYS if theirs.get(k) != ours.get(k)]
+    if differ:
+        show = lambda d: ", ".join(f"{k}={d.get(k)}" for k in differ)  # noqa: E731
+        raise ConfigError(spec.key, f"{spec.checkpoint} was trained on other data ({show(theirs)}) than this run "
+                          f"({show(ours)}); use the data config it was trained with, or a checkpoint of this data")
+
+
+def member_from_checkpoint(spec: MemberSpec, input_shape: tuple[int, ...], num_classes: int,
+                           data: dict[str, Any] | None = None) -> tuple[nn.Module, dict]:
+    """A trained network from any archfuse checkpoint (a recipe's final model, an ensemble), and its record;
+    with ``data`` (the run's data config), the checkpoint must come from the same data and split."""
     ckpt = read_checkpoint(spec.checkpoint, spec.key)
     hp = ckpt["hyper_parameters"]
+    if data is not None:
+        _check_same_data(spec, hp["config"].get("data") or {}, data)
     shape, classes = tuple(hp.get("input_shape", ())), hp.get("num_classes")
     if shape != tuple(input_shape) or classes != num_classes:
         raise ConfigError(spec.key, f"{spec.checkpoint} was trained on {'x'.join(map(str, shape))} inputs with "
@@ -94,7 +112,7 @@ def build_network(config: dict[str, Any], input_shape: tuple[int, ...], num_clas
         if saved_member is not None:
             net, member_record = network_from_record(saved_member), saved_member
         elif spec.checkpoint:
-            net, member_record = member_from_checkpoint(spec, input_shape, num_classes)
+            net, member_record = member_from_checkpoint(spec, input_shape, num_classes, config.get("data"))
         elif spec.seed is None:
             net, member_record = build_model(spec.model, c, num_classes, (h, w), key=spec.key), None
         else:

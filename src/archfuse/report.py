@@ -9,7 +9,8 @@ from archfuse.files import write_atomic
 
 # Final metrics shown as columns in TensorBoard's HPARAMS tab.
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss", "cost/params", "cost/macs", "cost/size_bytes",
-                  "cost/latency_ms", "cv/val_acc_mean", "val/acc_best_std", "test/acc_std")
+                  "cost/latency_ms", "cv/val_acc_mean", "val/acc_best_std", "test/acc_std", "ensemble/val_acc",
+                  "ensemble/val_gain_over_best", "ensemble/val_gain_over_mean", "ensemble/mean_disagreement")
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -175,6 +176,15 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
         t = payload["training"]
         fits = f" in {t['fits']} fits" if t.get("fits", 1) > 1 else ""
         rows.append(("training", f"{t['epochs']} epochs, {t['precision']}, {t['seconds']:.1f} s{fits}"))
+    e = payload.get("ensemble") or {}
+    if e.get("test"):
+        t = e["test"]
+        rows.append((f"ensemble ({e['members']})", f"test/acc {t['acc']:.4f}; members {', '.join(f'{a:.4f}' for a in t['member_acc'])}; "
+                     f"gain over best {t['gain_over_best']:+.4f}, over mean {t['gain_over_mean']:+.4f}"))
+    elif "test_acc_mean" in e:  # over repeats: mean ± std of the fits' gains
+        rows.append((f"ensemble ({e['runs'][0]['members']})",
+                     f"test gain over best member {e['test_gain_over_best_mean']:+.4f} ± {e['test_gain_over_best_std']:.4f}, "
+                     f"over members' mean {e['test_gain_over_mean_mean']:+.4f} ± {e['test_gain_over_mean_std']:.4f}"))
     for i, step in enumerate(payload.get("recipe") or [], start=1):
         rows.append((f"recipe {i}: {step['name']}", _fmt_step(step)))
     if c:

@@ -36,6 +36,9 @@ def check_keys(config: dict[str, Any]) -> None:
     model = config["model"]
     if str(model.get("_target_", "")).startswith("archfuse."):
         check_options(model, locate(model, "model"), "model", given_by_code=DATA_SHAPE_ARGS)
+    ensemble = config.get("ensemble") or {}
+    if str(ensemble.get("_target_", "")).startswith("archfuse."):
+        check_options(ensemble, locate(ensemble, "ensemble"), "ensemble")
     trainer = {k: v for k, v in config["trainer"].items() if k not in ARCHFUSE_TRAINER_KEYS}
     check_options(trainer, Trainer, "trainer", given_by_code=("callbacks", "logger"))
     if config["trainer"].get("num_threads") is not None:
@@ -75,6 +78,8 @@ def check_optimizer(config: dict[str, Any], parts: Parts) -> None:
     """Optimizer and scheduler built on the real parameters, and kept for the fit: bad values fail here,
     not at epoch 1."""
     module, key = parts.module, "optimizer"
+    if not any(p.requires_grad for p in module.parameters()):
+        return  # nothing to train: the run only validates, fits its combiner and tests
     try:
         optimizer = module.make_optimizer()
         key = "scheduler"
@@ -113,6 +118,7 @@ def validate(config: dict[str, Any]) -> Parts:
     check_folds(config, parts)
     check_forward(parts.module.net, parts.datamodule.input_shape, parts.datamodule.num_classes)
     parts.module.recipe.check(parts.module.net, parts.datamodule)
+    parts.module.ensemble.check(parts.module.net, parts.datamodule)
     check_optimizer(config, parts)
     if ckpt is not None:
         check_resume(config["ckpt_path"], parts, ckpt)

@@ -13,6 +13,7 @@ beside it in conf/ensemble/<name>.yaml. It says:
 - ``training_loss(net, batch, criterion)``: by default the sum of each member's own loss, so members
   trained together learn exactly as if each were trained alone; with ``uses_sample_index`` the batch
   is ``(x, y, index)`` (per-member sample weights: bootstrap samples, shards);
+- ``check(net, datamodule)``: before any data loads, a ConfigError for a target it cannot meet;
 - ``fit(net, data)``: after training, fit the combiner's tensors on held-out predictions
   (``data.member_logits("val")``) and return what was fitted, for the report.
 """
@@ -24,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from archfuse.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,18 @@ class EnsembleNet(nn.Module):
         self.combiner = combiner
 
     def member_logits(self, x: Tensor) -> Tensor:
-        return torch.stack([member(x) for member in self.members])
+        if not self.training and not torch.is_grad_enabled():  # inference: same-architecture members fused
+            from archfuse.ensembles.fused import fused_member_logits
+
+            fused = fused_member_logits(self, x)
+            if fused is not None:
+                return fused
+        outputs = [member(x) for member in self.members]
+        if len({o.shape for o in outputs}) > 1:  # stacking would fail with a message naming no member
+            shapes = ", ".join(f"member {i}: {tuple(o.shape)}" for i, o in enumerate(outputs))
+            raise ConfigError("ensemble.members", f"the members' outputs differ in shape ({shapes}); every "
+                              "member must return (batch, classes) logits for the same classes")
+        return torch.stack(outputs)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.combiner(self.member_logits(x))
@@ -108,6 +122,9 @@ class Ensemble:
         member_logits = net.member_logits(x)
         loss = sum(criterion(logits, y) for logits in member_logits)
         return loss, net.combiner(member_logits.detach())
+
+    def check(self, net: nn.Module, datamodule: Any) -> None:
+        """Before any data loads: raise ConfigError(key, message) for what the strategy cannot do here."""
 
     def fit(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         raise NotImplementedError  # a strategy with nothing to fit does not override this

@@ -46,7 +46,10 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     module, dm = parts.module, parts.datamodule
     trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
     started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    if any(p.requires_grad for p in module.parameters()):
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    else:  # nothing to train (an ensemble of loaded, frozen members): validate it as it is
+        trainer.validate(module, datamodule=dm, verbose=False)
     training = {"precision": str(trainer.precision), "epochs": trainer.current_epoch,
                 "seconds": round(time.perf_counter() - started, 2)}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -66,6 +69,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
                               "best_checkpoint": best or None, "is_global_zero": trainer.is_global_zero}
     if ensemble_report is not None:
         result["ensemble"] = ensemble_report
+        metrics.update(ensemble_report.get("metrics") or {})  # validation figures a sweep may optimise
     if trainer.is_global_zero:
         c = config["cost"]
         result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])

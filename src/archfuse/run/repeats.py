@@ -17,7 +17,8 @@ from archfuse.report import hparams_of, log_hparams
 from archfuse.run.fit import fit_and_test
 from archfuse.trainer import build_trainer
 
-METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss")
+METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss", "ensemble/val_acc", "ensemble/val_gain_over_best",
+           "ensemble/val_gain_over_mean")
 
 
 def repeat_seeds(config: dict[str, Any]) -> list[int]:
@@ -32,6 +33,19 @@ def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[s
     spread = statistics.stdev if sample and len(rows) > 1 else statistics.pstdev
     std = {m: spread([r[m] for r in rows]) for m in names}
     return mean, std
+
+
+def ensemble_over_fits(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each fit's ensemble report, and over the fits the mean and std of the ensemble's accuracy and gains."""
+    out: dict[str, Any] = {"runs": reports}
+    if not all(isinstance(r.get("val"), dict) and isinstance(r.get("test"), dict) for r in reports):
+        return out  # a strategy with its own report
+    for split in ("val", "test"):
+        for name in ("acc", "gain_over_best", "gain_over_mean"):
+            values = [r[split][name] for r in reports]
+            out[f"{split}_{name}_mean"] = statistics.fmean(values)
+            out[f"{split}_{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
 
 
 def _fit(config: dict[str, Any], log_dir: Path, choices: dict[str, str], tags: dict[str, Any],
@@ -74,6 +88,8 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
                 "seconds": round(sum(r["training"]["seconds"] for r in results), 2), "fits": len(results)}
     summary: dict[str, Any] = {"metrics": dict(mean), "training": training, "cost": cost,
                                "recipe": results[0]["recipe"]}
+    if all("ensemble" in r for r in results):
+        summary["ensemble"] = ensemble_over_fits([r["ensemble"] for r in results])
     if folds:
         summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
         fold_mean, fold_std = _mean_std(fold_rows, sample=False)
