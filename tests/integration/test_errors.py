@@ -68,7 +68,9 @@ def test_help_lists_groups_without_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     for line in ("model: convnet, mlp, seed000, seed001, seed003", "trainer: cpu, ddp, ddp_cpu, default, gpu",
-                 "data: cifar10, digits, fashion_mnist, kmnist, mnist", "recipe: none", "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
-                 "scheduler: cosine, none, plateau, step",
-                 "experiment: seed000_digits, seed001_mnist"):
+                 "data: cifar10, digits, fashion_mnist, kmnist, mnist",
+                 "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
+                 "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
+                 "scheduler: cosine, none, plateau, step", "search: grid, mlp_layers, pareto, width_depth_activation",
+                 "experiment: activations_digits, ensembles_digits, seed000_digits, seed000_mnist, seed001_mnist, seed003_mnist"):
         assert line in proc.stdout
