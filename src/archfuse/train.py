@@ -6,6 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from archfuse.command_line import check_command_line
 from archfuse.config_dir import config_dir
 from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
@@ -53,7 +54,7 @@ def _train(cfg: DictConfig) -> float:
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
     sys.argv[1:] = params_on_command_line(sys.argv[1:])
-    bad = check_overrides(sys.argv[1:])
+    bad = check_overrides(sys.argv[1:]) or check_command_line(sys.argv[1:], config_dir(), "train")
     if bad:
         print(f"archfuse-train: error: {bad}", file=sys.stderr)
         sys.exit(2)

@@ -14,10 +14,22 @@ CASES = [
     (["optimizer.lr=-1"], "optimizer: torch.optim.Adam rejected its arguments: Invalid learning rate"),
     (["cv.folds=1000"], "cv.folds: 1000 folds need at least 1000 images of every class"),
     (["data.augment=flip"], "data.augment: unknown augmentation 'flip'; choose one of none, shift, affine"),
+    # Composition errors: an unknown option of a group, a misspelt key (Hydra alone would exit 1)
+    (["ensemble=nonsense"], "ensemble: unknown option 'nonsense'; choose one of bagging, cascade, concat, mean, "
+                            "none, stack, vote, weighted (the files of conf/ensemble/)"),
+    (["recipe=[distill,prunex]"], "recipe: unknown option 'prunex'; choose one of cut, distill,"),
+    (["-m", "model=seed000,seed01"], "model: unknown option 'seed01'; choose one of convnet, mlp, seed000,"),
+    (["trainer.max_epoch=3"], "trainer.max_epoch: unknown key; trainer accepts: accelerator, check_val_every_n_epoch,"),
+    (["data.augmnt=shift"], "data.augmnt: unknown key; data accepts: augment, batch_size, image_size,"),
+    (["model.widht=3"], "model.widht: unknown key; model has no options to set"),
+    (["modle=seed003"], "modle: unknown key; the config accepts: callbacks, ckpt_path, cost,"),
+    (["+seed=3"], "seed: already in the config; set it without the + (seed=VALUE)"),
+    (["-m", "search=width_depth_activation", "hydra.sweeper.n_trial=2"],
+     "hydra.sweeper.n_trial: unknown key; hydra.sweeper accepts: constraints, grace_period, heartbeat_interval,"),
 ]
 
 
-@pytest.mark.parametrize("overrides, message", CASES, ids=[c[1].split(":")[0] for c in CASES])
+@pytest.mark.parametrize("overrides, message", CASES, ids=[c[1].split(":")[0].split(" ")[0] for c in CASES])
 def test_bad_config_is_one_clear_error(workdir, overrides, message):
     proc = run_cli(workdir, *overrides, "quiet=true", check=False)
     assert proc.returncode == 2, proc.stderr
@@ -26,6 +38,12 @@ def test_bad_config_is_one_clear_error(workdir, overrides, message):
     # The run directory Hydra opened is removed: nothing looks like a run.
     runs = workdir / "outputs" / "runs"
     assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_misspelt_key_of_archfuse_eval(workdir):
+    proc = run_cli(workdir, "ckt=a.ckpt", entry="archfuse.eval", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "archfuse-eval: error: ckt: unknown key; the config accepts: ckpt, data, paths, quiet, trainer" in proc.stderr
 
 
 def test_bad_job_in_a_sweep_fails_alone(workdir):

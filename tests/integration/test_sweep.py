@@ -131,6 +131,33 @@ def test_dashboard_reads_the_study(wda):
         server.wait(timeout=10)
 
 
+def test_an_ensemble_of_the_sweeps_best_trials(wda, workdir):
+    """ensemble.from_sweep loads the top_k trials by val/acc_best, also from a moved sweep directory."""
+    import shutil
+
+    _, directory, *_ = wda
+    moved = workdir / "moved_sweep"
+    shutil.copytree(directory, moved)
+    ranked = sorted(load(directory).get_trials(), key=lambda t: -t.value)  # stable: ties keep trial order
+    run_cli(workdir, *FAST, "ensemble=mean", f"ensemble.from_sweep={moved}", "ensemble.top_k=2")
+    (run,) = [p for p in workdir.joinpath("outputs", "runs").rglob("summary.json")]
+    s = summary(run.parent)
+    expected = [moved / t.user_attrs["run_dir"] / "checkpoints" / "best.ckpt" for t in ranked[:2]]
+    assert s["ensemble"]["member_checkpoints"] == [str(p) for p in expected]
+    assert s["training"]["epochs"] == 0  # loaded, not retrained
+    trial_test = [summary(directory / t.user_attrs["run_dir"])["metrics"]["test/acc"] for t in ranked[:2]]
+    assert s["ensemble"]["test"]["member_acc"] == pytest.approx(trial_test, abs=1e-6)
+
+    too_many = run_cli(workdir, "ensemble=mean", f"ensemble.from_sweep={moved}", "ensemble.top_k=4", "quiet=true",
+                       check=False)
+    assert too_many.returncode == 2 and "Traceback" not in too_many.stderr
+    assert f"ensemble.top_k: is 4 but the sweep in {moved} has 3 completed trials" in too_many.stderr
+    not_a_sweep = run_cli(workdir, "ensemble=weighted", f"ensemble.from_sweep={workdir}", "quiet=true", check=False)
+    assert not_a_sweep.returncode == 2 and f"ensemble.from_sweep: {workdir} is not a sweep directory" in \
+        not_a_sweep.stderr
+    assert len(list(workdir.joinpath("outputs", "runs").rglob("summary.json"))) == 1  # no run left by the errors
+
+
 @pytest.mark.slow
 def test_mlp_layers_searches_layers_and_neurons(workdir):
     run_cli(workdir, "-m", "search=mlp_layers", *FAST, "trainer.num_threads=1", "hydra.sweeper.n_trials=1",

@@ -152,6 +152,9 @@ BAD = [
      "ensemble.grid_step: a grid of step 0.01 over 8 members has"),
     (lambda: choose_members({}, 0, 1, ["resnet9000"], None), "ensemble.members[0]: unknown model config 'resnet9000'"),
     (lambda: choose_members({}, 0, 1, ["seed003"], ["a.ckpt"]), "ensemble.members: give ensemble.members or"),
+    (lambda: Mean(from_sweep="outputs/sweeps/s", members=["seed003"]), "ensemble.from_sweep: give ensemble.from_sweep,"),
+    (lambda: Mean(from_sweep="outputs/sweeps/s", top_k=0), "ensemble.top_k: must be a positive integer"),
+    (lambda: Mean(from_sweep="/nonexistent/sweep"), "ensemble.from_sweep: /nonexistent/sweep is not a sweep directory"),
 ]
 
 

@@ -45,12 +45,13 @@ class Bagging(MemberEnsemble):
     uses_sample_index = True
 
     def __init__(self, sampling: str = "bootstrap", combine: str = "probs", seed: int = 0, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None):
-        super().__init__(size, members, checkpoints)
+                 members: list | None = None, checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        super().__init__(size, members, checkpoints, from_sweep, top_k)
         if sampling not in SAMPLINGS:
             raise ConfigError("ensemble.sampling", f"unknown sampling {sampling!r}; choose bootstrap or shards")
-        if checkpoints:
-            raise ConfigError("ensemble.checkpoints", "bagging trains each member on its own sample; loaded "
+        if self.checkpoints:
+            raise ConfigError(self.loaded_key, "bagging trains each member on its own sample; loaded "
                               "members are not retrained: use ensemble=mean or weighted for them")
         check_combine(combine)
         self.sampling, self.space, self.seed = sampling, combine, seed

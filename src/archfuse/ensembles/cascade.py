@@ -96,8 +96,9 @@ class Cascade(MemberEnsemble):
     combine = staticmethod(cascade)
 
     def __init__(self, target: str = "accuracy_of_last", tolerance: float = 0.0, max_macs: int | None = None,
-                 size: int = 1, members: list | None = None, checkpoints: list | None = None):
-        super().__init__(size, members, checkpoints)
+                 size: int = 1, members: list | None = None, checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        super().__init__(size, members, checkpoints, from_sweep, top_k)
         if target not in TARGETS:
             raise ConfigError("ensemble.target", f"unknown target {target!r}; choose accuracy_of_last or max_cost")
         if target == "max_cost" and (not isinstance(max_macs, int) or max_macs <= 0):

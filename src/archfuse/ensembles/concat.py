@@ -66,8 +66,9 @@ class ConcatNet(EnsembleNet):
 
 class Concat(MemberEnsemble):
     def __init__(self, freeze_members: bool = True, head_l2: float = 1e-3, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None):
-        super().__init__(size, members, checkpoints)
+                 members: list | None = None, checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        super().__init__(size, members, checkpoints, from_sweep, top_k)
         if not isinstance(head_l2, int | float) or head_l2 < 0:
             raise ConfigError("ensemble.head_l2", f"must be a number >= 0, got {head_l2!r}")
         self.freeze_members, self.head_l2 = bool(freeze_members), float(head_l2)

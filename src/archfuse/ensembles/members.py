@@ -1,4 +1,5 @@
-"""What every shipped strategy shares: choosing its members (``size``, ``members`` or ``checkpoints``)
+"""What every shipped strategy shares: choosing its members (``size``, ``members``, ``checkpoints`` or the
+best trials of a sweep, ``from_sweep`` with ``top_k``)
 and the report written after the combiner is fitted (members' and ensemble's accuracy, gains,
 pairwise disagreement, the fitted tensors), to summary.json and TensorBoard."""
 
@@ -39,13 +40,13 @@ def member_model(entry: Any, key: str) -> dict[str, Any]:
 
 
 def choose_members(model: dict[str, Any], seed: int | None, size: int, members: list | None,
-                   checkpoints: list | None) -> list[MemberSpec]:
+                   checkpoints: list | None, loaded_key: str = "ensemble.checkpoints") -> list[MemberSpec]:
     """``checkpoints`` (loaded, frozen, not retrained), else ``members`` (architectures trained together),
     else ``size`` copies of ``model`` with seeds seed, seed+1, ... (trained together)."""
     if sum(bool(x) for x in (members, checkpoints)) > 1:
         raise ConfigError("ensemble.members", "give ensemble.members or ensemble.checkpoints, not both")
     if checkpoints:
-        return [MemberSpec(checkpoint=str(p), frozen=True, key=f"ensemble.checkpoints[{i}]")
+        return [MemberSpec(checkpoint=str(p), frozen=True, key=f"{loaded_key}[{i}]")
                 for i, p in enumerate(checkpoints)]
     base = int(seed or 0)
     if members:
@@ -99,13 +100,22 @@ class MemberEnsemble(Ensemble):
     combiner's tensors in ``fit_combiner`` (nothing by default) and return what they fitted; ``fit``
     adds the comparison with the members."""
 
-    def __init__(self, size: int = 1, members: list | None = None, checkpoints: list | None = None):
+    def __init__(self, size: int = 1, members: list | None = None, checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        self.loaded_key = "ensemble.from_sweep" if from_sweep else "ensemble.checkpoints"
+        if from_sweep:
+            if members or checkpoints:
+                raise ConfigError("ensemble.from_sweep", "give ensemble.from_sweep, ensemble.members or "
+                                  "ensemble.checkpoints, not several")
+            from archfuse.sweep.top_trials import top_checkpoints
+
+            checkpoints = top_checkpoints(from_sweep, top_k)
         if not checkpoints and not members and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise ConfigError("ensemble.size", f"must be a positive integer (the number of members), got {size!r}")
         self.size, self.members, self.checkpoints = size, list(members or []), list(checkpoints or [])
 
     def member_specs(self, model: dict[str, Any], seed: int | None) -> list[MemberSpec]:
-        return choose_members(model, seed, self.size, self.members, self.checkpoints)
+        return choose_members(model, seed, self.size, self.members, self.checkpoints, self.loaded_key)
 
     def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         return {}
@@ -113,6 +123,8 @@ class MemberEnsemble(Ensemble):
     def fit(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         fitted = self.fit_combiner(net, data) or {}
         report: dict[str, Any] = {"strategy": type(self).__name__, "members": len(net.members)}
+        if self.checkpoints:  # loaded members (from_sweep: best trial first)
+            report["member_checkpoints"] = list(self.checkpoints)
         for split in ("val", "test"):
             logits, y = data.member_logits(split)
             member_acc = [accuracy_of(m, y) for m in logits]

@@ -63,12 +63,13 @@ class Stack(MemberEnsemble):
     combine = staticmethod(linear_stack)
 
     def __init__(self, estimator: Any, holdout: float = 0.5, oof_folds: int = 0, seed: int = 0, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None):
-        super().__init__(size, members, checkpoints)
+                 members: list | None = None, checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        super().__init__(size, members, checkpoints, from_sweep, top_k)
         if not isinstance(oof_folds, int) or isinstance(oof_folds, bool) or oof_folds < 0 or oof_folds == 1:
             raise ConfigError("ensemble.oof_folds", f"must be 0 (fit on a held-out share of validation) or at "
                               f"least 2 folds, got {oof_folds!r}")
-        if oof_folds and checkpoints:
+        if oof_folds and self.checkpoints:
             raise ConfigError("ensemble.oof_folds", "members loaded from checkpoints are not retrained, so they "
                               "have no out-of-fold predictions; use ensemble.holdout with ensemble.checkpoints")
         self.oof_folds = oof_folds

@@ -26,8 +26,9 @@ class Vote(MemberEnsemble):
     combine = staticmethod(majority_vote)
 
     def __init__(self, weights: list | None = None, size: int = 1, members: list | None = None,
-                 checkpoints: list | None = None):
-        super().__init__(size, members, checkpoints)
+                 checkpoints: list | None = None,
+                 from_sweep: str | None = None, top_k: int = 5):
+        super().__init__(size, members, checkpoints, from_sweep, top_k)
         check_weights(weights)
         self.weights = weights
 

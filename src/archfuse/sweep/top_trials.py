@@ -1,0 +1,65 @@
+"""The best finished trials of a sweep as model checkpoints (``ensemble.from_sweep=DIR ensemble.top_k=K``).
+
+Read from the files every sweep writes into its directory (best.yaml for the objective and its
+direction, trials.csv for the trials, each trial's summary.json for its final checkpoint), so it works
+whatever storage the study was kept in and after the sweep directory is moved."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archfuse.errors import ConfigError
+
+KEY = "ensemble.from_sweep"
+
+
+def _objective(directory: Path) -> tuple[str, str]:
+    """The first objective's name and direction (max or min); several objectives rank by the first."""
+    best = directory / "best.yaml"
+    if not (directory / "trials.csv").is_file() or not best.is_file():
+        raise ConfigError(KEY, f"{directory} is not a sweep directory (it has no trials.csv and best.yaml); give "
+                          "the directory of a sweep, outputs/sweeps/<study>, with at least one finished trial")
+    try:
+        objective = (yaml.safe_load(best.read_text()) or {}).get("objective") or {}
+        name, direction = next(iter(objective.items()))
+    except (yaml.YAMLError, AttributeError, StopIteration):
+        raise ConfigError(KEY, f"{best} is damaged (no objective in it); run the sweep command again to "
+                          "rewrite it") from None
+    return str(name), str(direction)
+
+
+def _checkpoint(directory: Path, row: dict[str, str]) -> Path:
+    """The trial's final model (a recipe's result where it ran one), found beside its summary.json."""
+    run_dir = directory / row["run_dir"]
+    try:
+        summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(KEY, f"trial {row['number']}: {run_dir / 'summary.json'} is missing or damaged") from None
+    written = summary.get("checkpoint")
+    if not written:
+        raise ConfigError(KEY, f"trial {row['number']} has no single model checkpoint (it ran cv.folds or seeds); "
+                          "ensemble its folds' checkpoints with ensemble.checkpoints=[...] instead")
+    path = run_dir / "checkpoints" / Path(written).name  # found where the sweep directory is now
+    if not path.is_file():
+        path = Path(written)
+    if not path.is_file():
+        raise ConfigError(KEY, f"trial {row['number']}: its checkpoint {written} is missing")
+    return path
+
+
+def top_checkpoints(sweep_dir: Any, top_k: Any) -> list[str]:
+    """The final checkpoints of the ``top_k`` best completed trials, best first."""
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ConfigError("ensemble.top_k", f"must be a positive integer (how many trials), got {top_k!r}")
+    directory = Path(str(sweep_dir)).expanduser()
+    name, direction = _objective(directory)
+    with open(directory / "trials.csv", newline="") as f:
+        done = [r for r in csv.DictReader(f) if r.get("state") == "COMPLETE" and r.get(name) not in (None, "")]
+    if len(done) < top_k:
+        raise ConfigError("ensemble.top_k", f"is {top_k} but the sweep in {directory} has {len(done)} completed "
+                          f"trials; lower ensemble.top_k or run more trials")
+    done.sort(key=lambda r: float(r[name]), reverse=direction == "max")
+    return [str(_checkpoint(directory, r)) for r in done[:top_k]]
