@@ -103,7 +103,7 @@ def test_a_checkpoint_of_other_data_is_refused(workdir, trained_run):
 STRATEGIES = {
     "cascade": ["ensemble.members=[seed001,seed003]"],
     "stack": ["model=seed001", "ensemble.size=2"],
-    "bagging": ["model=seed001", "ensemble.size=2", "ensemble.sampling=shards"],
+    "bagging": ["model=seed001", "ensemble.size=2", "ensemble.sampling=shards", "ensemble.combine=stack"],
     "concat": ["ensemble.members=[seed001,mlp]"],
 }
 
@@ -124,6 +124,10 @@ def test_every_strategy_saves_what_it_fitted_and_reloads(workdir, strategy):
         assert sum(e["fitted"]["test_stage_shares"]) == pytest.approx(1.0)
     if strategy == "concat":
         assert "net.head.weight" in state
+    if strategy == "bagging":  # members on disjoint shards, a meta-learner fitted on half of validation
+        assert e["fitted"]["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
+        assert e["fitted"]["fit_samples"] > 0 and abs(e["fitted"]["fit_samples"] - e["fitted"]["holdout_samples"]) <= 1
+        assert not torch.allclose(state["net.combiner.coef"], torch.eye(10).repeat(1, 2) / 2)  # fitted, not the mean
     assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 

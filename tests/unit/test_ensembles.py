@@ -364,6 +364,31 @@ def test_bagging_members_learn_only_from_their_own_samples():
         Bagging(sampling="jackknife")
 
 
+def test_bagging_stacked_fits_its_meta_learner_on_held_out_validation():
+    from types import SimpleNamespace
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    from archfuse.ensembles.bagging import Bagging
+    from archfuse.ensembles.stack import mean_stack_tensors
+
+    strategy = Bagging(sampling="shards", combine="stack", estimator=sklearn_logreg(), holdout=0.5, size=2)
+    net = strategy.build([nn.Identity(), nn.Identity()], 5)
+    assert torch.equal(net.combiner.coef, mean_stack_tensors(2, 5)["coef"])  # before fitting: the mean
+    val, y = noisy_members(n=400, qualities=(2.5, 0.5), seed=3)
+    seen = SplitsSeen({"val": (val, y), "test": noisy_members(n=200, qualities=(2.5, 0.5), seed=4)})
+    datamodule = SimpleNamespace(setup=lambda: None, _split={"train": (None, torch.arange(300))})
+    report = strategy.fit(net, CombinerData(module=None, datamodule=datamodule, log_dir=None, member_logits=seen))
+    assert "train" not in seen.asked
+    fitted = report["fitted"]
+    assert fitted["fit_samples"] == 200 and fitted["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
+    assert net.combiner.coef[:, :5].abs().sum() > net.combiner.coef[:, 5:].abs().sum()  # trusts the better one
+    with pytest.raises(ConfigError, match="ensemble.estimator: RandomForestClassifier is not a linear classifier"):
+        Bagging(combine="stack", estimator=RandomForestClassifier())
+    with pytest.raises(ConfigError, match="ensemble.combine: unknown combination 'median'; choose probs"):
+        Bagging(combine="median")
+
+
 # -- concat ----------------------------------------------------------------------------------------
 def test_concat_fuses_the_penultimate_features_with_a_new_head():
     from archfuse.ensembles.concat import Concat

@@ -1,4 +1,5 @@
-"""ensemble=bagging: each member trained on its own data (serial fusion), then combined by the mean.
+"""ensemble=bagging: each member trained on its own data (serial fusion), then combined by the mean
+(``combine: probs|logits``) or a meta-learner fitted on held-out validation predictions (``combine: stack``).
 
 ``sampling: bootstrap`` gives member k a Poisson(1) count for every training image (the online form of a
 bootstrap sample: each image appears 0, 1, 2, ... times, about 63% at least once); ``sampling: shards``
@@ -13,8 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from archfuse.ensembles.base import Combiner, EnsembleNet
-from archfuse.ensembles.mean import check_combine, mean_rule
+from archfuse.ensembles.mean import COMBINE, mean_rule
 from archfuse.ensembles.members import MemberEnsemble
+from archfuse.ensembles.stack import (check_holdout, fit_on_holdout, linear_estimator, linear_stack,
+                                      mean_stack_tensors)
 from archfuse.errors import ConfigError
 
 SAMPLINGS = ("bootstrap", "shards")
@@ -44,20 +47,29 @@ def sample_weights(index: Tensor, member: int, members: int, sampling: str, seed
 class Bagging(MemberEnsemble):
     uses_sample_index = True
 
-    def __init__(self, sampling: str = "bootstrap", combine: str = "probs", seed: int = 0, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
+    def __init__(self, sampling: str = "bootstrap", combine: str = "probs", seed: int = 0, estimator: Any = None,
+                 holdout: float = 0.5, size: int = 1, members: list | None = None,
+                 checkpoints: list | None = None, from_sweep: str | None = None, top_k: int = 5):
         super().__init__(size, members, checkpoints, from_sweep, top_k)
         if sampling not in SAMPLINGS:
             raise ConfigError("ensemble.sampling", f"unknown sampling {sampling!r}; choose bootstrap or shards")
         if self.checkpoints:
             raise ConfigError(self.loaded_key, "bagging trains each member on its own sample; loaded "
                               "members are not retrained: use ensemble=mean or weighted for them")
-        check_combine(combine)
+        if combine == "stack":  # the meta-learner of ensemble=stack, fitted on held-out validation predictions
+            if estimator is None:
+                raise ConfigError("ensemble.estimator", "combine: stack needs a meta-learner, e.g. "
+                                  "{_target_: sklearn.linear_model.LogisticRegression}")
+            self.estimator, self.holdout = linear_estimator(estimator), check_holdout(holdout)
+        elif combine not in COMBINE:
+            raise ConfigError("ensemble.combine", f"unknown combination {combine!r}; choose probs (average of "
+                              "probabilities), logits (average of logits) or stack (a fitted meta-learner)")
         self.sampling, self.space, self.seed = sampling, combine, seed
         self._per_sample: nn.Module | None = None
 
     def build(self, members: list[nn.Module], num_classes: int) -> nn.Module:
+        if self.space == "stack":
+            return EnsembleNet(members, Combiner(linear_stack, mean_stack_tensors(len(members), num_classes)))
         return EnsembleNet(members, Combiner(mean_rule(self.space)))
 
     def training_loss(self, net: nn.Module, batch: tuple[Tensor, ...], criterion: nn.Module) -> tuple[Tensor, Tensor]:
@@ -81,4 +93,7 @@ class Bagging(MemberEnsemble):
         index = data.datamodule._split["train"][1]  # the indices training batches carry
         k = len(net.members)
         seen = [float((sample_weights(index, m, k, self.sampling, self.seed) > 0).float().mean()) for m in range(k)]
-        return {"sampling": self.sampling, "share_of_training_images_seen": seen, "training_images": len(index)}
+        fitted = {"sampling": self.sampling, "share_of_training_images_seen": seen, "training_images": len(index)}
+        if self.space == "stack":  # members never train on validation images: no leakage into the stack
+            fitted.update(fit_on_holdout(net, data, self.estimator, self.holdout, self.seed))
+        return fitted

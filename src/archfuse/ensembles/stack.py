@@ -59,6 +59,49 @@ def linear_tensors(estimator: Any, num_classes: int, features: int) -> tuple[Ten
     return coef, intercept
 
 
+def linear_estimator(estimator: Any) -> Any:
+    """The meta-learner, built (Hydra may pass it built or as a config); refused unless it is linear."""
+    from sklearn.linear_model._base import LinearClassifierMixin
+
+    made = build(estimator, "ensemble.estimator") if isinstance(estimator, dict) else estimator
+    if not isinstance(made, LinearClassifierMixin):
+        raise ConfigError("ensemble.estimator", f"{type(made).__name__} is not a linear classifier: its "
+                          "fitted state cannot be saved as tensors, so the checkpoint could not hold it (not "
+                          "supported for saving); use LogisticRegression, RidgeClassifier, SGDClassifier, ...")
+    return made
+
+
+def check_holdout(holdout: Any) -> float:
+    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0.0 < holdout < 1.0:
+        raise ConfigError("ensemble.holdout", f"must be a share of the validation split between 0 and 1 "
+                          f"(exclusive), got {holdout!r}")
+    return float(holdout)
+
+
+def mean_stack_tensors(k: int, num_classes: int) -> dict[str, Tensor]:
+    """The stack before fitting: the mean of the members' log-probabilities."""
+    coef = torch.zeros(num_classes, k * num_classes)
+    for m in range(k):
+        coef[:, m * num_classes:(m + 1) * num_classes] += torch.eye(num_classes) / k
+    return {"coef": coef, "intercept": torch.zeros(num_classes)}
+
+
+def fit_on_holdout(net: nn.Module, data: CombinerData, estimator: Any, holdout: float, seed: int) -> dict[str, Any]:
+    """Fit the meta-learner on a held-out share of the validation predictions (images no member trained
+    on) into the combiner's tensors; the rest of validation measures it."""
+    logits, y = data.member_logits("val")
+    fit_idx, rest_idx = holdout_split(y, holdout, seed)
+    learner = clone(estimator)
+    learner.fit(member_features(logits[:, fit_idx]).numpy(), y[fit_idx].numpy())
+    coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
+    net.combiner.coef.copy_(coef)
+    net.combiner.intercept.copy_(intercept)
+    rest = logits[:, rest_idx]
+    return {"estimator": repr(estimator), "fit_samples": len(fit_idx),
+            "holdout_samples": len(rest_idx), "holdout_val_acc": accuracy_of(net.combiner(rest), y[rest_idx]),
+            "holdout_member_val_acc": [accuracy_of(m, y[rest_idx]) for m in rest]}
+
+
 class Stack(MemberEnsemble):
     combine = staticmethod(linear_stack)
 
@@ -73,40 +116,16 @@ class Stack(MemberEnsemble):
             raise ConfigError("ensemble.oof_folds", "members loaded from checkpoints are not retrained, so they "
                               "have no out-of-fold predictions; use ensemble.holdout with ensemble.checkpoints")
         self.oof_folds = oof_folds
-        if not isinstance(holdout, int | float) or not 0.0 < holdout < 1.0:
-            raise ConfigError("ensemble.holdout", f"must be a share of the validation split between 0 and 1 "
-                              f"(exclusive), got {holdout!r}")
-        from sklearn.linear_model._base import LinearClassifierMixin
-
-        # Hydra builds nested _target_ nodes before this class: the estimator may come built or as a config.
-        made = build(estimator, "ensemble.estimator") if isinstance(estimator, dict) else estimator
-        if not isinstance(made, LinearClassifierMixin):
-            raise ConfigError("ensemble.estimator", f"{type(made).__name__} is not a linear classifier: its "
-                              "fitted state cannot be saved as tensors, so the checkpoint could not hold it (not "
-                              "supported for saving); use LogisticRegression, RidgeClassifier, SGDClassifier, ...")
-        self.estimator, self.holdout, self.seed = made, float(holdout), seed
+        self.holdout = check_holdout(holdout)
+        self.estimator, self.seed = linear_estimator(estimator), seed
 
     def combiner_tensors(self, k: int, num_classes: int) -> dict[str, Tensor]:
-        # Before fitting: the mean of the members' log-probabilities.
-        coef = torch.zeros(num_classes, k * num_classes)
-        for m in range(k):
-            coef[:, m * num_classes:(m + 1) * num_classes] += torch.eye(num_classes) / k
-        return {"coef": coef, "intercept": torch.zeros(num_classes)}
+        return mean_stack_tensors(k, num_classes)
 
     def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         if self.oof_folds:
             return self.fit_out_of_fold(net, data)
-        logits, y = data.member_logits("val")
-        fit_idx, rest_idx = holdout_split(y, self.holdout, self.seed)
-        learner = clone(self.estimator)
-        learner.fit(member_features(logits[:, fit_idx]).numpy(), y[fit_idx].numpy())
-        coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
-        net.combiner.coef.copy_(coef)
-        net.combiner.intercept.copy_(intercept)
-        rest = logits[:, rest_idx]
-        return {"estimator": repr(self.estimator), "fit_samples": len(fit_idx),
-                "holdout_samples": len(rest_idx), "holdout_val_acc": accuracy_of(net.combiner(rest), y[rest_idx]),
-                "holdout_member_val_acc": [accuracy_of(m, y[rest_idx]) for m in rest]}
+        return fit_on_holdout(net, data, self.estimator, self.holdout, self.seed)
 
     def fit_out_of_fold(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         """Members trained afresh K times, each time on K-1 folds of the train+val pool, predict the fold

@@ -54,7 +54,7 @@ def top_checkpoints(sweep_dir: Any, top_k: Any) -> list[str]:
     """The final checkpoints of the ``top_k`` best completed trials, best first."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError("ensemble.top_k", f"must be a positive integer (how many trials), got {top_k!r}")
-    directory = Path(str(sweep_dir)).expanduser()
+    directory = Path(str(sweep_dir)).expanduser().resolve()
     name, direction = _objective(directory)
     with open(directory / "trials.csv", newline="") as f:
         done = [r for r in csv.DictReader(f) if r.get("state") == "COMPLETE" and r.get(name) not in (None, "")]
