@@ -56,7 +56,8 @@ def _unknown_options(parsed: list[Any], config_dir: str) -> str | None:
         for option in value.list:
             if isinstance(option, str) and not (group / f"{option}.yaml").is_file():
                 known = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
-                return f"{group.name}: unknown option {option!r}; choose one of {known} (the files of conf/{group.name}/)"
+                return (f"{group.name}: unknown option {option!r}; choose one of {known} (the files of "
+                        f"conf/{group.name}/)")
     return None
 
 

@@ -43,7 +43,8 @@ def test_bad_config_is_one_clear_error(workdir, overrides, message):
 def test_misspelt_key_of_archfuse_eval(workdir):
     proc = run_cli(workdir, "ckt=a.ckpt", entry="archfuse.eval", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "archfuse-eval: error: ckt: unknown key; the config accepts: ckpt, data, paths, quiet, trainer" in proc.stderr
+    assert ("archfuse-eval: error: ckt: unknown key; the config accepts: ckpt, data, paths, quiet, trainer"
+            in proc.stderr)
 
 
 def test_bad_job_in_a_sweep_fails_alone(workdir):
@@ -90,5 +91,6 @@ def test_help_lists_groups_without_importing_torch():
                  "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
                  "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
                  "scheduler: cosine, none, plateau, step", "search: grid, mlp_layers, pareto, width_depth_activation",
-                 "experiment: activations_digits, ensembles_digits, seed000_digits, seed000_mnist, seed001_mnist, seed003_mnist"):
+                 "experiment: activations_digits, ensembles_digits, pareto_digits, seed000_digits, seed000_mnist, "
+                 "seed001_mnist, seed003_mnist, sweep_cv_digits"):
         assert line in proc.stdout

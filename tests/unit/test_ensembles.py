@@ -152,7 +152,8 @@ BAD = [
      "ensemble.grid_step: a grid of step 0.01 over 8 members has"),
     (lambda: choose_members({}, 0, 1, ["resnet9000"], None), "ensemble.members[0]: unknown model config 'resnet9000'"),
     (lambda: choose_members({}, 0, 1, ["seed003"], ["a.ckpt"]), "ensemble.members: give ensemble.members or"),
-    (lambda: Mean(from_sweep="outputs/sweeps/s", members=["seed003"]), "ensemble.from_sweep: give ensemble.from_sweep,"),
+    (lambda: Mean(from_sweep="outputs/sweeps/s", members=["seed003"]),
+     "ensemble.from_sweep: give ensemble.from_sweep,"),
     (lambda: Mean(from_sweep="outputs/sweeps/s", top_k=0), "ensemble.top_k: must be a positive integer"),
     (lambda: Mean(from_sweep="/nonexistent/sweep"), "ensemble.from_sweep: /nonexistent/sweep is not a sweep directory"),
 ]
@@ -381,7 +382,8 @@ def test_bagging_stacked_fits_its_meta_learner_on_held_out_validation():
     report = strategy.fit(net, CombinerData(module=None, datamodule=datamodule, log_dir=None, member_logits=seen))
     assert "train" not in seen.asked
     fitted = report["fitted"]
-    assert fitted["fit_samples"] == 200 and fitted["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
+    assert fitted["fit_samples"] == 200
+    assert fitted["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
     assert net.combiner.coef[:, :5].abs().sum() > net.combiner.coef[:, 5:].abs().sum()  # trusts the better one
     with pytest.raises(ConfigError, match="ensemble.estimator: RandomForestClassifier is not a linear classifier"):
         Bagging(combine="stack", estimator=RandomForestClassifier())
