@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not found at {SHARED_MNIST}")
 
 # docs/results.md, seed 42 of each MNIST study: test/acc on the 2,000 test images.
-MNIST_SEED_42 = {"seed001_mnist": 0.9905, "seed003_mnist": 0.9910, "seed000_mnist": 0.9925}
+MNIST_SEED_42 = {"seed001_mnist": 0.9905, "seed003_mnist": 0.9915, "seed000_mnist": 0.9925}
 TOLERANCE = 0.004  # eight test images of 2,000
 
 
