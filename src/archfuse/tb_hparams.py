@@ -9,6 +9,7 @@ folds and seeds: ``cv.fold`` and ``seed``). The Trial ID column shows a session'
 default that is the run's path, ``multiruns/2026-.../0_model.width-8``, cut off after the time stamp.
 """
 
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,16 +53,21 @@ def hydra_job() -> dict[str, Any]:
 
 
 def _swept_keys(sweep_dir: Path, params: Any) -> set[str]:
-    keys = {str(k) for k in (params or {})}
-    saved = sweep_dir / "multirun.yaml"
-    if saved.is_file():
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        from omegaconf import OmegaConf
+    return {str(k) for k in (params or {})} | _command_line_sweeps(str(sweep_dir / "multirun.yaml"))
 
-        task = OmegaConf.load(saved).hydra.overrides.task
-        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(task))
-                 if o.is_sweep_override()}
-    return keys
+
+@functools.lru_cache(maxsize=4)
+def _command_line_sweeps(saved: str) -> frozenset[str]:
+    """The keys swept on the multirun's command line, from its multirun.yaml (written once when the
+    multirun starts, so read once per process rather than once per job)."""
+    if not Path(saved).is_file():
+        return frozenset()
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    task = OmegaConf.load(saved).hydra.overrides.task
+    return frozenset(o.key_or_group for o in OverridesParser.create().parse_overrides(list(task))
+                     if o.is_sweep_override())
 
 
 def varied_keys(hparams: dict[str, Any], job: dict[str, Any]) -> set[str]:
