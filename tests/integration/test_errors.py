@@ -91,6 +91,6 @@ def test_help_lists_groups_without_importing_torch():
                  "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
                  "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
                  "scheduler: cosine, none, plateau, step", "search: grid, mlp_layers, pareto, width_depth_activation",
-                 "experiment: activations_digits, ensembles_digits, pareto_digits, seed000_digits, seed000_mnist, "
-                 "seed001_mnist, seed003_mnist, sweep_cv_digits"):
+                 "experiment: activations_digits, ensembles_digits, ensembles_mnist, pareto_digits, seed000_digits, "
+                 "seed000_mnist, seed001_mnist, seed003_mnist, sweep_cv_digits"):
         assert line in proc.stdout
