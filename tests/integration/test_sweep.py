@@ -131,6 +131,22 @@ def test_dashboard_reads_the_study(wda):
         server.wait(timeout=10)
 
 
+def test_a_repeated_point_reuses_its_result(workdir):
+    """A sampler asking for parameters a completed trial ran gets its result without a run (runs are seeded)."""
+    proc = run_cli(workdir, "-m", *FAST, "model=mlp", "model.hidden_sizes=[16]", "hydra/sweeper=optuna",
+                   "hydra.sweeper.sampler=random", "model.activation=choice(relu)", "hydra.sweeper.n_trials=3",
+                   "trainer.num_threads=1")
+    directory = sweep_dir(workdir)
+    trials = load(directory).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and len({t.value for t in trials}) == 1
+    assert [t.user_attrs.get("repeat_of") for t in trials] == [None, 0, 0]
+    assert [p.name for p in (directory / "trials").iterdir()] == ["000_model.activation-relu"]  # one run
+    assert "trial 2 repeats trial 0 (model.activation=relu): its result val/acc_best=" in proc.stdout
+    assert "3/3 trials (3 complete, 0 pruned, 0 failed; 1 run now" in proc.stdout
+    assert [r["error"] for r in rows(directory)][1] == "repeats trial 0: its result, not run again"
+    assert yaml.safe_load((directory / "best.yaml").read_text())["trial"] == 0
+
+
 def test_the_slurm_launcher_composes_with_a_sweep():
     """hydra-submitit-launcher hands a batch of trials to SLURM (no cluster here: its config composes with a
     search space and n_jobs, and the launcher builds)."""
@@ -175,7 +191,8 @@ def test_an_ensemble_of_the_sweeps_best_trials(wda, workdir):
     too_many = run_cli(workdir, "ensemble=mean", f"ensemble.from_sweep={moved}", "ensemble.top_k=4", "quiet=true",
                        check=False)
     assert too_many.returncode == 2 and "Traceback" not in too_many.stderr
-    assert f"ensemble.top_k: is 4 but the sweep in {moved} has 3 completed trials" in too_many.stderr
+    assert f"ensemble.top_k: is 4 but the sweep in {moved} has 3 completed trials with their own run" in \
+        too_many.stderr
     not_a_sweep = run_cli(workdir, "ensemble=weighted", f"ensemble.from_sweep={workdir}", "quiet=true", check=False)
     assert not_a_sweep.returncode == 2 and f"ensemble.from_sweep: {workdir} is not a sweep directory" in \
         not_a_sweep.stderr
@@ -243,7 +260,7 @@ BAD = [
     (["hydra.sweeper.sampler=bayes"], "hydra.sweeper.sampler: unknown sampler 'bayes'; choose one of: tpe, random"),
     (["hydra.sweeper.pruner=early"], "hydra.sweeper.pruner: unknown pruner 'early'"),
     (["model.width=range(1,"], "model.width: malformed override 'model.width=range(1,'"),
-    (["hydra.sweeper.params.model.widht=choice(8,16)"], "hydra.sweeper.params.model.widht: no such key in the config"),
+    (["hydra.sweeper.params.model.widht=choice(8,16)"], "model.widht: unknown key; model accepts: activation,"),
     (["hydra.sweeper.storage=postgresql+psycopg://nobody@127.0.0.1:9/none"],
      "hydra.sweeper.storage: cannot open postgresql+psycopg://nobody@127.0.0.1:9/none"),
     (["objective=[val/acc_best,cost/params]"], "hydra.sweeper.pruner: Optuna cannot prune a study with several objectives"),

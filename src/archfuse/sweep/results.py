@@ -44,10 +44,16 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
         duration = round(t.duration.total_seconds(), 2) if t.duration else None
         writer.writerow([t.number, t.state.name, *[t.params.get(p) for p in params], *values, cost.get("params"),
                          cost.get("macs"), duration, t.user_attrs.get("run_dir", ""),
-                         t.user_attrs.get("error") or t.user_attrs.get("pruned") or _stale(t, retried)])
+                         t.user_attrs.get("error") or t.user_attrs.get("pruned") or _stale(t, retried)
+                         or _repeat(t)])
     path = sweep_dir / "trials.csv"
     write_atomic(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
     return path
+
+
+def _repeat(trial: FrozenTrial) -> str:
+    number = trial.user_attrs.get("repeat_of")
+    return "" if number is None else f"repeats trial {number}: its result, not run again"
 
 
 def _stale(trial: FrozenTrial, retried: dict[int, int]) -> str:
@@ -61,13 +67,15 @@ def _overrides(trial: FrozenTrial, space: Any) -> list[str]:
 
 
 def best_trials(study: optuna.Study, directions: list[str]) -> list[FrozenTrial]:
-    """The best completed trial (one objective), or the Pareto front (several), best first."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    """The best completed trial (one objective), or the Pareto front (several), best first; a trial that
+    reused another's result (the same parameters) is shown once, as the trial that ran."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
+            and "repeat_of" not in t.user_attrs]
     if not done:
         return []
     if len(directions) == 1:
         return sorted(done, key=lambda t: -t.value if directions[0] == "max" else t.value)
-    front = study.best_trials
+    front = [t for t in study.best_trials if "repeat_of" not in t.user_attrs]
     return sorted(front, key=lambda t: -t.values[0] if directions[0] == "max" else t.values[0])
 
 

@@ -32,6 +32,7 @@ from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_stor
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
                   "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
+REPEAT_OF = "repeat_of"  # a trial whose parameters a completed trial ran: that trial's number
 SKIPPED = "over_budget"  # a trial asked by one worker after others had filled n_trials: never run
 _NAME_EXCLUDE = ("quiet", "print_config", "paths.output_dir", "trainer.enable_progress_bar")
 
@@ -140,6 +141,13 @@ class Sweep:
         directions = ["maximize" if d == "max" else "minimize" for d in self.directions]
         study = optuna.create_study(study_name=self.name, storage=self.storage, sampler=sampler, pruner=pruner,
                                     directions=directions, load_if_exists=True)
+        existing = len(study.get_trials(deepcopy=False))
+        if existing and self.s.seed is not None:
+            # A sampler seeded as before would ask the points it asked first again: continue the seeded
+            # stream at the study's trial count instead (the same commands still ask the same trials).
+            study.sampler = algorithms.build_sampler(self.s.sampler, self.s.seed + existing, self.s.sampler_args,
+                                                     self.grid,
+                                                     self._constraints_func() if self.s.constraints else None)
         if [d.name.lower() for d in study.directions] != directions:
             raise ConfigError("objective", f"study {self.name!r} in {self.url} was created with directions "
                               f"{[d.name.lower() for d in study.directions]}; this sweep asks {directions}: give "
@@ -171,14 +179,19 @@ class Sweep:
                 left = self.n_trials - len(self.counted())
                 if left <= 0:
                     break
-                batch = []
+                batch, reused = [], 0
                 for _ in range(min(self.s.n_jobs, left)):
                     trial = self.study.ask(self.space.dims)
                     if self._over_budget(trial):
                         break
+                    if self._reuse_repeat(trial):
+                        reused += 1
+                        continue
                     heartbeat.add(trial._trial_id)
                     batch.append(trial)
                 if not batch:
+                    if reused:
+                        continue
                     break
                 jobs = [self._job(t) for t in batch]
                 for t in batch:
@@ -206,12 +219,32 @@ class Sweep:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         self._launch_seconds = 0.0
 
+    def _reuse_repeat(self, trial: optuna.Trial) -> bool:
+        """A trial asking for parameters a completed trial already ran gets that trial's result, not a run:
+        a run is seeded, so the same config trains the same model (samplers over a few discrete choices
+        ask for the same point again and again). ``hydra.sweeper.rerun_repeats=true`` runs them anyway."""
+        if self.s.rerun_repeats:
+            return False
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        same = next((t for t in done if t.params == trial.params), None)
+        if same is None:
+            return False
+        original = same.user_attrs.get(REPEAT_OF, same.number)
+        for name in ("run_dir", "cost", "objectives", "constraints"):
+            if name in same.user_attrs:
+                trial.set_user_attr(name, same.user_attrs[name])
+        trial.set_user_attr(REPEAT_OF, original)
+        self.study.tell(trial, same.values if len(same.values) > 1 else same.value)
+        print(f"[sweep] trial {trial.number} repeats trial {original} ({_fmt_params(trial.params)}): its result "
+              f"{_fmt_values(self.names, same.values)} is reused, not run again", flush=True)
+        return True
+
     def _over_budget(self, trial: optuna.Trial) -> bool:
         """Another worker may have asked at the same moment: trial numbers say who came first."""
         before = [t for t in self.counted() if t.number < trial.number]
         if len(before) < self.n_trials:
             return False
-        self.study.set_trial_user_attr(trial._trial_id, SKIPPED, True)
+        trial.set_user_attr(SKIPPED, True)
         self.study.tell(trial, state=TrialState.FAIL)
         return True
 

@@ -24,6 +24,7 @@ class Settings:
     pruner_args: dict[str, Any] = field(default_factory=dict)
     constraints: dict[str, float] = field(default_factory=dict)
     scalarize: float | None = None
+    rerun_repeats: bool = False
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +52,8 @@ def read_settings(given: dict[str, Any]) -> Settings:
     if s.study_name is not None and (not isinstance(s.study_name, str) or not s.study_name.strip()
                                      or "/" in s.study_name):
         raise ConfigError(f"{KEY}.study_name", f"must be a name without '/', got {s.study_name!r}")
+    if not isinstance(s.rerun_repeats, bool):
+        raise ConfigError(f"{KEY}.rerun_repeats", f"must be true or false, got {s.rerun_repeats!r}")
     for name in ("sampler_args", "pruner_args", "constraints"):
         if not isinstance(getattr(s, name) or {}, dict):
             raise ConfigError(f"{KEY}.{name}", f"must be a mapping, got {getattr(s, name)!r}")

@@ -57,9 +57,10 @@ def top_checkpoints(sweep_dir: Any, top_k: Any) -> list[str]:
     directory = Path(str(sweep_dir)).expanduser().resolve()
     name, direction = _objective(directory)
     with open(directory / "trials.csv", newline="") as f:
-        done = [r for r in csv.DictReader(f) if r.get("state") == "COMPLETE" and r.get(name) not in (None, "")]
+        rows = [r for r in csv.DictReader(f) if r.get("state") == "COMPLETE" and r.get(name) not in (None, "")]
+    done = list({r["run_dir"]: r for r in rows}.values())  # a repeat shares the run of the trial it repeats
     if len(done) < top_k:
         raise ConfigError("ensemble.top_k", f"is {top_k} but the sweep in {directory} has {len(done)} completed "
-                          f"trials; lower ensemble.top_k or run more trials")
+                          f"trials with their own run; lower ensemble.top_k or run more trials")
     done.sort(key=lambda r: float(r[name]), reverse=direction == "max")
     return [str(_checkpoint(directory, r)) for r in done[:top_k]]
