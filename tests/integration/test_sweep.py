@@ -133,9 +133,9 @@ def test_dashboard_reads_the_study(wda):
 
 def test_a_repeated_point_reuses_its_result(workdir):
     """A sampler asking for parameters a completed trial ran gets its result without a run (runs are seeded)."""
-    proc = run_cli(workdir, "-m", *FAST, "model=mlp", "model.hidden_sizes=[16]", "hydra/sweeper=optuna",
-                   "hydra.sweeper.sampler=random", "model.activation=choice(relu)", "hydra.sweeper.n_trials=3",
-                   "trainer.num_threads=1")
+    args = ["-m", *FAST, "model=mlp", "model.hidden_sizes=[16]", "hydra/sweeper=optuna", "hydra.sweeper.study_name=r",
+            "hydra.sweeper.sampler=random", "model.activation=choice(relu)", "trainer.num_threads=1"]
+    proc = run_cli(workdir, *args, "hydra.sweeper.n_trials=3")
     directory = sweep_dir(workdir)
     trials = load(directory).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and len({t.value for t in trials}) == 1
@@ -145,6 +145,11 @@ def test_a_repeated_point_reuses_its_result(workdir):
     assert "3/3 trials (3 complete, 0 pruned, 0 failed; 1 run now" in proc.stdout
     assert [r["error"] for r in rows(directory)][1] == "repeats trial 0: its result, not run again"
     assert yaml.safe_load((directory / "best.yaml").read_text())["trial"] == 0
+    # The study continued with another key set: the same point is another run, not a repeat.
+    again = run_cli(workdir, *args, "trainer.max_epochs=2", "hydra.sweeper.n_trials=4")
+    assert "4/4 trials (4 complete, 0 pruned, 0 failed; 1 run now" in again.stdout
+    assert load(directory).get_trials()[3].user_attrs.get("repeat_of") is None
+    assert len(list((directory / "trials").iterdir())) == 2
 
 
 def test_the_slurm_launcher_composes_with_a_sweep():
@@ -298,7 +303,7 @@ def test_killed_sweep_resumes_and_retries_the_stale_trial(workdir):
     study = load(trials.parent)
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING"]
     time.sleep(3)  # past the grace period
-    again = run_cli(workdir, *args[:-1], "trainer.max_epochs=1")
+    again = run_cli(workdir, *args[:-1], "trainer.max_epochs=1", "hydra.sweeper.rerun_repeats=true")
     trials_now = load(trials.parent).get_trials()
     states = [t.state.name for t in trials_now]
     assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]

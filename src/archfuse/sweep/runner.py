@@ -32,6 +32,7 @@ from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_stor
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
                   "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
+COMMAND = "fixed_overrides"  # the command line's overrides besides the searched keys, as the trial ran
 REPEAT_OF = "repeat_of"  # a trial whose parameters a completed trial ran: that trial's number
 SKIPPED = "over_budget"  # a trial asked by one worker after others had filled n_trials: never run
 _NAME_EXCLUDE = ("quiet", "print_config", "paths.output_dir", "trainer.enable_progress_bar")
@@ -226,11 +227,12 @@ class Sweep:
         if self.s.rerun_repeats:
             return False
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        same = next((t for t in done if t.params == trial.params), None)
+        command = self._fixed_overrides()  # a study continued with other keys set is another run
+        same = next((t for t in done if t.params == trial.params and t.user_attrs.get(COMMAND) == command), None)
         if same is None:
             return False
         original = same.user_attrs.get(REPEAT_OF, same.number)
-        for name in ("run_dir", "cost", "objectives", "constraints"):
+        for name in ("run_dir", "cost", "objectives", "constraints", COMMAND):
             if name in same.user_attrs:
                 trial.set_user_attr(name, same.user_attrs[name])
         trial.set_user_attr(REPEAT_OF, original)
@@ -238,6 +240,10 @@ class Sweep:
         print(f"[sweep] trial {trial.number} repeats trial {original} ({_fmt_params(trial.params)}): its result "
               f"{_fmt_values(self.names, same.values)} is reused, not run again", flush=True)
         return True
+
+    def _fixed_overrides(self) -> str:
+        """The command line's overrides besides the searched keys, less those that change no result."""
+        return " ".join(a for a in self.rest if not a.lstrip("+~").startswith(_NAME_EXCLUDE))
 
     def _over_budget(self, trial: optuna.Trial) -> bool:
         """Another worker may have asked at the same moment: trial numbers say who came first."""
@@ -255,6 +261,7 @@ class Sweep:
         while (self.sweep_dir / subdir).exists():  # a directory left by a study that was deleted: keep it
             subdir += "_again"
         trial.set_user_attr("run_dir", subdir)
+        trial.set_user_attr(COMMAND, self._fixed_overrides())
         spec = {"storage": self.url, "study": self.name, "trial_id": trial._trial_id, "number": trial.number,
                 "pruner": self.pruner, "pruner_args": self.s.pruner_args, "monitor": self._monitor()}
         if self.s.scalarize is not None and self.metrics[1] == "cost/params":
