@@ -93,8 +93,10 @@ def _unknown_key(key: str, config_name: str, overrides: list[str]) -> str:
         node = None
     keys = _accepts(node)
     where = parent or "the config"
-    if not keys:
+    if not keys and isinstance(node, DictConfig) and "_target_" in node:
         return f"{key}: unknown key; {where} has no options to set"
+    if not keys:
+        return f"{key}: not in the config ({where} is empty here); add it with +{key}=VALUE"
     return (f"{key}: unknown key; {where} accepts: {', '.join(keys)} (check the spelling; +{key}=VALUE adds a "
             f"key of your own)")
 
