@@ -6,6 +6,7 @@ Hydra alone would print its own hint and exit 1.
 The config is composed once here (about 0.1 s); a multirun's sweep overrides (``a,b``, ``choice()``,
 ``range()``, ``interval()``) are composed with their first value, so their keys are checked too."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,7 @@ def _first_value(override: Any) -> str:
         first = int(value.start) if "int" in (value.tags or set()) else value.start
     else:
         return override.input_line
-    text = first if isinstance(first, str) else OmegaConf.to_yaml(first).strip() if isinstance(first, (list, dict)) \
-        else str(first)
+    text = first if isinstance(first, str) else json.dumps(first) if isinstance(first, list | dict) else str(first)
     return f"{override.get_key_element()}={text}"
 
 

@@ -16,6 +16,7 @@ BAD = [
     (["modle=seed003"], "modle: unknown key; the config accepts: callbacks, ckpt_path, cost,"),
     (["+seed=3"], "seed: already in the config; set it without the + (seed=VALUE)"),
     (["-m", "model=convnet", "model.widht=8,16"], "model.widht: unknown key; model accepts: activation,"),
+    (["-m", "model=mlp", "model.hidden_size=[16],[32,16]"], "model.hidden_size: unknown key; model accepts:"),
 ]
 
 
@@ -29,7 +30,8 @@ def test_a_bad_override_is_named(argv, message):
     [], ["model=convnet", "model.width=16"], ["-m", "model=seed000,seed001", "seed=1,2"],
     ["-m", "search=width_depth_activation", "hydra.sweeper.n_trials=3", "model.width=choice(8,16)"],
     ["recipe=[distill,prune_channels]", "recipe.distill.teacher_model=mlp"], ["+model.extra=1"],
-    ["~cost"], ["--cfg", "job", "modle=1"],  # Hydra's own flags: left to Hydra
+    ["-m", "model=mlp", "model.hidden_sizes=[16],[32,16]"], ["~cost"],
+    ["--cfg", "job", "modle=1"],  # Hydra's own flags: left to Hydra
 ])
 def test_good_command_lines_pass(argv):
     assert check_command_line(argv, config_dir(), "train") is None
