@@ -119,3 +119,27 @@ def test_only_rank_zero_writes_hydra_files_and_log(monkeypatch, tmp_path, rank):
         assert cfg.hydra.output_subdir == ".hydra" and log_file == f"{tmp_path}/{cfg.hydra.job.name}.log"
     else:
         assert cfg.hydra.output_subdir is None and log_file == "/dev/null"
+
+
+def test_the_slurm_launcher_composes_with_a_sweep():
+    """hydra-submitit-launcher hands a batch of trials to SLURM (no cluster here: its config composes with a
+    search space and n_jobs, and the launcher builds)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    import archfuse.train  # noqa: F401  (registers the resolvers of the run directory)
+    from archfuse.config_dir import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["search=width_depth_activation", "hydra/launcher=submitit_slurm",
+                                          "hydra.sweeper.n_jobs=4", "hydra.launcher.partition=batch",
+                                          "hydra.launcher.timeout_min=90", "trainer.num_threads=4"],
+                      return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.archfuse_sweeper.sweeper.ArchfuseSweeper"
+    assert cfg.hydra.sweeper.n_jobs == 4 and "model.width" in cfg.hydra.sweeper.params
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    assert launcher.params["partition"] == "batch" and launcher.params["timeout_min"] == 90
