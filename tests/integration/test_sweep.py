@@ -1,6 +1,6 @@
 """Optuna sweeps through the real CLI: studies in SQLite read back with optuna, continued by the same
-command, pruned, failed and NaN trials, bad input; slow: a killed sweep resumed, the grid with
-cross-validation, a Pareto front, joblib batches."""
+command, repeated points reused, an ensemble of the best trials, pruned, failed and NaN trials, bad
+input; slow: a killed sweep resumed, the grid with cross-validation, a Pareto front, joblib batches."""
 
 import csv
 import json
