@@ -35,6 +35,11 @@ def _first_value(override: Any) -> str:
     return f"{override.get_key_element()}={text}"
 
 
+def _unknown_option(config_dir: str, group: str, option: str, known: list[str] | None = None) -> str:
+    known = known or [p.stem for p in Path(config_dir, group).glob("*.yaml")]
+    return f"{group}: unknown option {option!r}; choose one of {', '.join(sorted(known))} (the files of conf/{group}/)"
+
+
 def _parse(argv: list[str]) -> list[Any] | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -55,9 +60,7 @@ def _unknown_options(parsed: list[Any], config_dir: str) -> str | None:
             continue
         for option in value.list:
             if isinstance(option, str) and not (group / f"{option}.yaml").is_file():
-                known = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
-                return (f"{group.name}: unknown option {option!r}; choose one of {known} (the files of "
-                        f"conf/{group.name}/)")
+                return _unknown_option(config_dir, group.name, option)
     return None
 
 
@@ -106,8 +109,7 @@ def _message(err: Exception, config_dir: str, config_name: str, overrides: list[
 
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
         group, _, option = err.missing_cfg_file.rpartition("/")
-        options = ", ".join(sorted(err.options or [p.stem for p in Path(config_dir, group).glob("*.yaml")]))
-        return f"{group}: unknown option {option!r}; choose one of {options} (the files of conf/{group}/)"
+        return _unknown_option(config_dir, group, option, list(err.options or []))
     text = str(err)
     if text.startswith("Could not override '"):
         return _unknown_key(text.split("'")[1], config_name, overrides)

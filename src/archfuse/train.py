@@ -54,7 +54,9 @@ def _train(cfg: DictConfig) -> float:
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
     sys.argv[1:] = params_on_command_line(sys.argv[1:])
-    bad = check_overrides(sys.argv[1:]) or check_command_line(sys.argv[1:], config_dir(), "train")
+    bad = check_overrides(sys.argv[1:])
+    if not bad and global_rank() == 0:  # a DDP rank runs the command line rank 0 has checked already
+        bad = check_command_line(sys.argv[1:], config_dir(), "train")
     if bad:
         print(f"archfuse-train: error: {bad}", file=sys.stderr)
         sys.exit(2)

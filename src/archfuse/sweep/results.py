@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archfuse.files import write_atomic
 
 TOP = 5
+REPEAT_OF = "repeat_of"  # user attr of a trial that reused a completed trial's result: that trial's number
 
 
 def _shown(study: optuna.Study) -> list[FrozenTrial]:
@@ -52,7 +53,7 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
 
 
 def _repeat(trial: FrozenTrial) -> str:
-    number = trial.user_attrs.get("repeat_of")
+    number = trial.user_attrs.get(REPEAT_OF)
     return "" if number is None else f"repeats trial {number}: its result, not run again"
 
 
@@ -70,12 +71,12 @@ def best_trials(study: optuna.Study, directions: list[str]) -> list[FrozenTrial]
     """The best completed trial (one objective), or the Pareto front (several), best first; a trial that
     reused another's result (the same parameters) is shown once, as the trial that ran."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
-            and "repeat_of" not in t.user_attrs]
+            and REPEAT_OF not in t.user_attrs]
     if not done:
         return []
     if len(directions) == 1:
         return sorted(done, key=lambda t: -t.value if directions[0] == "max" else t.value)
-    front = [t for t in study.best_trials if "repeat_of" not in t.user_attrs]
+    front = [t for t in study.best_trials if REPEAT_OF not in t.user_attrs]
     return sorted(front, key=lambda t: -t.values[0] if directions[0] == "max" else t.values[0])
 
 

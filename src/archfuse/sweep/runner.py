@@ -25,6 +25,7 @@ from archfuse.files import write_atomic
 from archfuse.objective import check_objective, objective_directions, objective_names
 from archfuse.process import exit_now
 from archfuse.sweep import algorithms, results
+from archfuse.sweep.results import REPEAT_OF
 from archfuse.sweep.cli import ENV
 from archfuse.sweep.settings import read_settings
 from archfuse.sweep.space import PARAMS_KEY, flatten_params, format_value, grid_of, parse_space
@@ -33,7 +34,6 @@ from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_stor
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
                   "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
 COMMAND = "fixed_overrides"  # the command line's overrides besides the searched keys, as the trial ran
-REPEAT_OF = "repeat_of"  # a trial whose parameters a completed trial ran: that trial's number
 SKIPPED = "over_budget"  # a trial asked by one worker after others had filled n_trials: never run
 _NAME_EXCLUDE = ("quiet", "print_config", "paths.output_dir", "trainer.enable_progress_bar")
 
@@ -136,19 +136,19 @@ class Sweep:
         return key in flatten_params(self.s.params)
 
     def _open_study(self) -> optuna.Study:
-        sampler = algorithms.build_sampler(self.s.sampler, self.s.seed, self.s.sampler_args, self.grid,
-                                           self._constraints_func() if self.s.constraints else None)
+        def sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+            constraints = self._constraints_func() if self.s.constraints else None
+            return algorithms.build_sampler(self.s.sampler, seed, self.s.sampler_args, self.grid, constraints)
+
         pruner = algorithms.build_pruner(self.pruner, self.s.pruner_args)
         directions = ["maximize" if d == "max" else "minimize" for d in self.directions]
-        study = optuna.create_study(study_name=self.name, storage=self.storage, sampler=sampler, pruner=pruner,
-                                    directions=directions, load_if_exists=True)
+        study = optuna.create_study(study_name=self.name, storage=self.storage, sampler=sampler(self.s.seed),
+                                    pruner=pruner, directions=directions, load_if_exists=True)
         existing = len(study.get_trials(deepcopy=False))
         if existing and self.s.seed is not None:
             # A sampler seeded as before would ask the points it asked first again: continue the seeded
             # stream at the study's trial count instead (the same commands still ask the same trials).
-            study.sampler = algorithms.build_sampler(self.s.sampler, self.s.seed + existing, self.s.sampler_args,
-                                                     self.grid,
-                                                     self._constraints_func() if self.s.constraints else None)
+            study.sampler = sampler(self.s.seed + existing)
         if [d.name.lower() for d in study.directions] != directions:
             raise ConfigError("objective", f"study {self.name!r} in {self.url} was created with directions "
                               f"{[d.name.lower() for d in study.directions]}; this sweep asks {directions}: give "
