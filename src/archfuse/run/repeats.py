@@ -15,6 +15,7 @@ from typing import Any
 from archfuse.build import build_run
 from archfuse.report import hparams_of, log_hparams
 from archfuse.run.fit import fit_and_test
+from archfuse.run.recipe_over_fits import recipe_over_fits
 from archfuse.trainer import build_trainer
 
 METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss", "ensemble/val_acc", "ensemble/val_gain_over_best",
@@ -87,7 +88,7 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
     training = {"precision": results[0]["training"]["precision"], "epochs": results[0]["training"]["epochs"],
                 "seconds": round(sum(r["training"]["seconds"] for r in results), 2), "fits": len(results)}
     summary: dict[str, Any] = {"metrics": dict(mean), "training": training, "cost": cost,
-                               "recipe": results[0]["recipe"]}
+                               "recipe": recipe_over_fits([r["recipe"] for r in results])}
     if all("ensemble" in r for r in results):
         summary["ensemble"] = ensemble_over_fits([r["ensemble"] for r in results])
     if folds:
