@@ -41,3 +41,20 @@ def test_seeds_and_folds_combine(workdir):
         assert r["val/acc_best"] == pytest.approx(statistics.fmean(folds))
         assert (run / f"seed_{r['seed']}" / "fold_1" / "checkpoints" / "best.ckpt").is_file()
     assert s["metrics"]["cv/val_acc_mean"] == pytest.approx(s["metrics"]["val/acc_best"])
+
+
+def test_seeds_report_each_recipe_step_as_mean_and_std(workdir):
+    run_cli(workdir, *FAST, "model=seed003", "seeds=2", "recipe=prune", "recipe.prune.amount=0.6",
+            "recipe.prune.fine_tune_epochs=1")
+    (run,) = run_dirs(workdir)
+    (step,) = summary(run)["recipe"]
+    assert step["name"] == "prune" and step["fits"] == 2 and len(step["runs"]) == 2
+    per_seed = []
+    for seed, fit in zip((42, 43), step["runs"]):  # each fit's report is that seed's own TensorBoard figure
+        events = load_events(run / f"seed_{seed}")
+        assert last_scalar(events, "recipe/1_prune/after/test/acc") == pytest.approx(fit["after"]["test/acc"], abs=1e-6)
+        per_seed.append(fit["after"]["test/acc"])
+    assert step["after"]["test/acc"] == pytest.approx(statistics.fmean(per_seed))
+    assert step["after_std"]["test/acc"] == pytest.approx(statistics.stdev(per_seed))
+    assert step["sparsity"] == pytest.approx(0.6, abs=1e-3) and step["sparsity_std"] == pytest.approx(0.0, abs=1e-6)
+    assert step["after"]["params"] == step["before"]["params"]  # unstructured: dense shapes kept
