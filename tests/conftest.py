@@ -12,6 +12,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist-t10k"
 
+# Under pytest-xdist the two workers share the 2 cores: one torch thread each, as the CLI runs get.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
 # A whole run on a small digits subset in a few seconds.
 FAST = ["debug=fast", "quiet=true"]
 

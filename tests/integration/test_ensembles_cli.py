@@ -60,6 +60,7 @@ def test_members_of_three_architectures_vote(workdir):
     assert s["ensemble"]["test"]["acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_members_from_checkpoints_are_not_retrained(workdir, weighted_run, trained_run):
     _, ensemble = weighted_run
     single = trained_run / "checkpoints" / "best.ckpt"  # a seed003 run

@@ -70,6 +70,7 @@ def test_a_chain_transforms_adds_loss_terms_and_fine_tunes_in_order(user_dir):
     assert eval_acc(user_dir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_network_changed_after_fit_reloads_from_its_checkpoint(user_dir):
     run_cli(user_dir, *FAST, "model=seed003", searchpath(user_dir), "recipe=halve")
     (run,) = run_dirs(user_dir)
@@ -119,6 +120,7 @@ def test_a_multirun_job_returns_its_objective(user_dir):
                                       "values": returned}
 
 
+@pytest.mark.slow
 def test_after_fit_steps_run_under_ddp_with_the_users_config_folder(user_dir):
     """Every rank re-runs the job with the user's hydra.* overrides (their config folder) and runs the steps."""
     run_cli(user_dir, *FAST, "model=seed003", "trainer=ddp_cpu", searchpath(user_dir), "recipe=[fine_tune,halve]")

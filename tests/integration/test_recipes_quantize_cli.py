@@ -76,6 +76,7 @@ def test_a_student_distils_from_a_teacher_checkpoint(workdir):
     assert eval_metrics(student_dir, s["checkpoint"])["test/acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_chain_distils_from_a_teacher_trained_first_prunes_then_quantizes(workdir):
     run_cli(workdir, *FAST, "model=seed003", "recipe=[distill,prune_channels,quantize]",
             "recipe.distill.teacher_model=mlp", "recipe.quantize.compile=false")

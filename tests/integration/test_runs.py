@@ -98,6 +98,7 @@ def test_ddp_on_two_cpu_processes_covers_each_sample_once(workdir):
     assert acc == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_ddp_inside_multirun_gives_one_directory_per_job(workdir):
     run_cli(workdir, "-m", *FAST, "trainer=ddp_cpu", "model=convnet", "model.width=4,8")
     runs = run_dirs(workdir)
@@ -130,6 +131,7 @@ class CrashingNet(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_ddp_rank_crash_ends_the_run_and_is_named(workdir):
     (workdir / "crashing_net.py").write_text(CRASHING_NET)  # a user's own module, importable from the cwd
     proc = run_cli(workdir, *FAST, "trainer=ddp_cpu", "model._target_=crashing_net.CrashingNet", check=False,
@@ -139,6 +141,7 @@ def test_ddp_rank_crash_ends_the_run_and_is_named(workdir):
     assert run_dirs(workdir) == []  # nothing marked as a good run
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_share_one_run_directory(workdir):
     """torchrun starts both ranks itself (as on each node of the README's multi-node command); each composes
     its config, and both pick the directory named after the rendezvous id."""

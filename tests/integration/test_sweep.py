@@ -131,6 +131,7 @@ def test_dashboard_reads_the_study(wda):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_a_repeated_point_reuses_its_result(workdir):
     """A sampler asking for parameters a completed trial ran gets its result without a run (runs are seeded)."""
     args = ["-m", *FAST, "model=mlp", "model.hidden_sizes=[16]", "hydra/sweeper=optuna", "hydra.sweeper.study_name=r",
@@ -152,6 +153,7 @@ def test_a_repeated_point_reuses_its_result(workdir):
     assert len(list((directory / "trials").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_the_sweeps_best_trials(wda, workdir):
     """ensemble.from_sweep loads the top_k trials by val/acc_best, also from a moved sweep directory."""
     import shutil
