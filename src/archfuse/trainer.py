@@ -18,11 +18,21 @@ from archfuse.instantiate import build, locate
 from archfuse.options import accepted_parameters
 
 
+def _no_product_tip(record: logging.LogRecord) -> bool:
+    """Lightning 2.6 advertises its cloud services at every Trainer start ("💡 Tip: ..."): not about the run."""
+    return "Tip:" not in str(record.msg)
+
+
 def quiet_lightning(quiet: bool) -> None:
-    """Quiet mode keeps Lightning's start-up chatter (device tables, tips) off the console."""
+    """Quiet mode keeps Lightning's start-up chatter (device tables) off the console; its product tips
+    never reach it."""
     # Raised inside Lightning at every step on recent torch releases; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     level = logging.WARNING if quiet else logging.INFO
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if _no_product_tip not in log.filters:
+            log.addFilter(_no_product_tip)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         log = logging.getLogger(name)
         log.setLevel(level)

@@ -1,5 +1,7 @@
 """Trainer, callbacks, optimizer/scheduler and cost options have the effect they promise."""
 
+import logging
+
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
@@ -7,7 +9,7 @@ from omegaconf import OmegaConf
 from archfuse.callbacks import ResumeCheckpoint
 from archfuse.cost import measure_cost
 from archfuse.models.build import build_model
-from archfuse.trainer import build_trainer
+from archfuse.trainer import build_trainer, quiet_lightning
 from archfuse.validate import validate
 from conftest import compose_train, data_module, model_config
 
@@ -45,6 +47,15 @@ def test_quiet_mode_turns_off_progress_bar_and_summary(tmp_path):
     trainer = build_trainer(config_of([], tmp_path), tmp_path / "r", quiet=True)
     assert trainer.progress_bar_callback is None
     assert not any(type(c).__name__ == "ModelSummary" for c in trainer.callbacks)
+
+
+def test_lightning_keeps_its_device_lines_but_not_its_product_tips(tmp_path, caplog):
+    quiet_lightning(False)
+    with caplog.at_level(logging.INFO):
+        build_trainer(config_of([], tmp_path), tmp_path / "r")
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("GPU available") for line in lines), lines
+    assert not any("Tip:" in line for line in lines), lines
 
 
 def test_optimizer_and_scheduler_come_from_config(tmp_path):
