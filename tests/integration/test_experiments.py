@@ -21,6 +21,7 @@ MNIST_SEED_42 = {"seed001_mnist": 0.9905, "seed003_mnist": 0.9915, "seed000_mnis
 TOLERANCE = 0.004  # eight test images of 2,000
 
 
+@pytest.mark.timeout(1800)  # five seeds: longer than the suite's 600 s per test on a slow host
 def test_seed000_digits_reaches_its_target(workdir):
     run_cli(workdir, "experiment=seed000_digits", "quiet=true", "trainer.num_threads=2", timeout=1800)
     (run,) = run_dirs(workdir)
@@ -40,6 +41,7 @@ def mnist_root(tmp_path_factory):
 
 
 @needs_mnist
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("experiment", sorted(MNIST_SEED_42))
 def test_mnist_study_reproduces_its_first_seed(workdir, mnist_root, experiment):
     run_cli(workdir, f"experiment={experiment}", f"data.root={mnist_root}", "seeds=1", "quiet=true",
