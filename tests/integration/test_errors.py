@@ -3,13 +3,10 @@ no traceback, no run directory left behind."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_cli, run_dirs, summary
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from conftest import REPO, cli_env, run_cli, run_dirs, summary
 
 CASES = [
     (["model=convnet", "model.width=-3"], "model.width: must be a positive int, got -3"),
@@ -87,5 +84,5 @@ def test_help_lists_groups_without_importing_torch():
                  "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
                  "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
                  "scheduler: cosine, none, plateau, step", "search: grid, mlp_layers, pareto, width_depth_activation",
-                 "experiment: " + ", ".join(sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))):
+                 "experiment: " + ", ".join(sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))):
         assert line in proc.stdout

@@ -354,8 +354,7 @@ def test_two_workers_share_one_postgresql_study(workdir):
         study = optuna.load_study(study_name="shared", storage=url)
         ran = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
         assert [t.state.name for t in ran] == ["COMPLETE"] * 5  # n_trials honoured, none lost
-        # A trial asking for a point already run reuses that run (repeat_of): it is not run again.
-        runs = [t for t in ran if "repeat_of" not in t.user_attrs]
+        runs = [t for t in ran if "repeat_of" not in t.user_attrs]  # a repeated point reuses its run
         dirs = [t.user_attrs["run_dir"] for t in runs]
         assert len(set(dirs)) == len(runs) >= 1  # none run twice
         assert all(t.user_attrs["run_dir"] in dirs for t in ran if t not in runs)
