@@ -1,7 +1,7 @@
 """Trial pruning against none, and the sweeper's own overhead per trial.
 
-The same search (search=width_depth_activation, the same TPE seed) twice: with the median pruner and
-without one. Reported: the wall time of each sweep and their ratio (goal <= 0.5), the best objective
+The same search (--search, default width_depth_activation; the same TPE seed) with each pruner of
+--pruners, the first (none) the baseline. Reported: the wall time of each sweep and their ratio (goal <= 0.5), the best objective
 of each and their difference in percentage points (goal <= 0.3 pp), and the sweeper's overhead per
 trial (the time of the sweep loop outside the launched trials: asking, telling, writing trials.csv)
 against the mean trial's time (goal < 5 %).
@@ -9,6 +9,7 @@ against the mean trial's time (goal < 5 %).
     python bench/sweep.py                              # 20 trials of 10 epochs each (about 1 hour on 2 cores)
     python bench/sweep.py --trials 8 --epochs 3 --extra data.train_subset=512    # a quick look
     python bench/sweep.py --seeds 0,1,2 --pruners none,median,successive_halving  # over sampler seeds
+    python bench/sweep.py --search optimizer --extra model=convnet    # learning rate and weight decay, fixed net
 
 Every sweep runs in a fresh directory under --work (default /tmp/archfuse_bench_sweep).
 """
@@ -28,7 +29,7 @@ def run_sweep(work: Path, pruner: str, seed: int, args: argparse.Namespace) -> d
     cwd = work / f"{pruner}_{seed}"
     shutil.rmtree(cwd, ignore_errors=True)
     cwd.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "archfuse.train", "-m", "search=width_depth_activation", "quiet=true",
+    cmd = [sys.executable, "-m", "archfuse.train", "-m", f"search={args.search}", "quiet=true",
            f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.seed={seed}", f"hydra.sweeper.pruner={pruner}",
            f"trainer.max_epochs={args.epochs}", "trainer.num_threads=1", *args.extra]
     started = time.perf_counter()
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", default="0", help="sampler seeds, comma-separated: each pruner runs once per seed")
+    parser.add_argument("--search", default="width_depth_activation", help="a search option of conf/search")
     parser.add_argument("--pruners", default="none,median", help="the first is the baseline the others are held to")
     parser.add_argument("--work", type=Path, default=Path("/tmp/archfuse_bench_sweep"))
     parser.add_argument("--extra", nargs="*", default=[], help="more archfuse-train overrides")
@@ -59,7 +61,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     pruners = args.pruners.split(",")
     rows = [run_sweep(args.work, pruner, seed, args) for seed in seeds for pruner in pruners]
-    print(f"search=width_depth_activation, {args.trials} trials of {args.epochs} epochs, TPE seeds {args.seeds}, "
+    print(f"search={args.search}, {args.trials} trials of {args.epochs} epochs, TPE seeds {args.seeds}, "
           f"extra: {' '.join(args.extra) or '-'}\n")
     print("| pruner | seed | wall s | best val/acc_best | complete | pruned | sweeper overhead s/trial | mean trial s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

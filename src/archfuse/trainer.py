@@ -3,6 +3,8 @@
 import copy
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +41,21 @@ def quiet_lightning(quiet: bool) -> None:
         if logging.getLogger().handlers:  # Hydra's console + train.log handlers: print each line once
             log.handlers.clear()
             log.propagate = True
+
+
+@contextmanager
+def lightning_silenced() -> Iterator[None]:
+    """Lightning's start-up lines (devices) off for a Trainer built only to check the config: a bad
+    config then prints its one error line and nothing that looks like a run starting."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 def native_bf16(accelerator: str | None) -> bool:

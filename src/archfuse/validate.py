@@ -15,7 +15,7 @@ from archfuse.models.build import check_forward
 from archfuse.module import RECORD_KEY
 from archfuse.objective import check_objective
 from archfuse.options import check_options
-from archfuse.trainer import build_trainer
+from archfuse.trainer import build_trainer, lightning_silenced
 
 # The run's own nodes: their keys, each a non-negative integer (the values live in conf/train.yaml).
 RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup")}
@@ -105,7 +105,8 @@ def check_trainer(config: dict[str, Any]) -> None:
     """The Trainer with its logger and callbacks, built once and dropped: a value Lightning or a callback
     refuses (precision, strategy, a checkpoint option) fails now, not after the data has loaded. Nothing is
     written: the logger and checkpoints create their files only when they first write."""
-    build_trainer(config, config["paths"]["run_dir"], quiet=True)
+    with lightning_silenced():
+        build_trainer(config, config["paths"]["run_dir"], quiet=True)
 
 
 def validate(config: dict[str, Any]) -> Parts:

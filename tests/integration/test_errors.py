@@ -33,6 +33,14 @@ def test_bad_config_is_one_clear_error(workdir, overrides, message):
     assert not runs.exists() or not list(runs.iterdir())
 
 
+def test_bad_config_prints_nothing_but_its_error(workdir):
+    """Without quiet mode too: the Trainer built to check the config prints no device lines."""
+    proc = run_cli(workdir, "optimizer.lr=-1", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.strip() == "", proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("archfuse-train: error: optimizer: torch.optim.Adam")
+
+
 def test_misspelt_key_of_archfuse_eval(workdir):
     proc = run_cli(workdir, "ckt=a.ckpt", entry="archfuse.eval", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -83,6 +91,7 @@ def test_help_lists_groups_without_importing_torch():
                  "data: cifar10, digits, fashion_mnist, kmnist, mnist",
                  "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
                  "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
-                 "scheduler: cosine, none, plateau, step", "search: grid, mlp_layers, pareto, width_depth_activation",
+                 "scheduler: cosine, none, plateau, step",
+                 "search: grid, mlp_layers, optimizer, pareto, width_depth_activation",
                  "experiment: " + ", ".join(sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))):
         assert line in proc.stdout

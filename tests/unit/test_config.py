@@ -143,3 +143,25 @@ def test_the_slurm_launcher_composes_with_a_sweep():
     launcher = instantiate(cfg.hydra.launcher)
     assert type(launcher).__name__ == "SlurmLauncher"
     assert launcher.params["partition"] == "batch" and launcher.params["timeout_min"] == 90
+
+
+@pytest.mark.parametrize("search", sorted(p.stem for p in (CONF / "search").glob("*.yaml")))
+def test_every_search_option_composes_over_keys_the_run_has(search):
+    """Each conf/search option selects archfuse's sweeper, and every key it searches exists in the composed
+    run config (a misspelt key in a search file would otherwise fail only when a sweep starts)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    import archfuse.train  # noqa: F401  (registers the resolvers of the run directory)
+    from archfuse.sweep.space import flatten_params, parse_space
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"search={search}"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.archfuse_sweeper.sweeper.ArchfuseSweeper"
+    space, _ = parse_space(flatten_params(OmegaConf.to_container(cfg.hydra.sweeper.params)), [])
+    assert space.dims
+    for key in space.dims:
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", f"search={search} searches {key}"
