@@ -1,4 +1,6 @@
-"""A recipe's reports over repeated fits (seeds=N): means and sample stds of every step's figures."""
+"""A recipe's reports over repeated fits (seeds=N, cv.folds=K): means and stds of every step's figures."""
+
+import statistics
 
 import pytest
 
@@ -36,3 +38,11 @@ def test_chain_steps_stay_in_order():
     steps = recipe_over_fits([a, a])
     assert [s["name"] for s in steps] == ["distill", "quantize"]
     assert steps[1]["after"]["test/acc"] == pytest.approx(0.8)
+
+
+def test_over_folds_the_std_is_the_population_std():
+    """As the run's cv metrics (scikit-learn's cross_val_score(...).std()): n, not n - 1."""
+    fits = [[_step(0.98, 0.97, 0.90)], [_step(0.99, 0.96, 0.90)], [_step(0.97, 0.95, 0.90)]]
+    (step,) = recipe_over_fits(fits, sample=False)
+    assert step["after_std"]["test/acc"] == pytest.approx(statistics.pstdev([0.97, 0.96, 0.95]))
+    assert step["after_std"]["test/acc"] < 0.0099  # the sample std would be 0.01

@@ -103,6 +103,26 @@ def test_settings_and_algorithms_refuse_bad_values():
     assert algorithms.check_pruner(None, 2, ["a", "b"]) == "none"
 
 
+def test_the_percentile_pruner_keeps_the_best_quarter_by_default():
+    """After 5 finished trials, at an epoch past the warm-up, a trial below the best quarter is pruned
+    (the median pruner would keep it: it is above the median); pruner_args change the cut."""
+    import optuna
+
+    def pruned(name, args, value):
+        study = optuna.create_study(direction="maximize", pruner=algorithms.build_pruner(name, args))
+        for v in (0.1, 0.3, 0.5, 0.7, 0.9):
+            trial = study.ask()
+            trial.report(v, 1)
+            study.tell(trial, v)
+        trial = study.ask()
+        trial.report(value, 1)
+        return trial.should_prune()
+
+    assert pruned("percentile", {}, 0.6) and not pruned("percentile", {}, 0.8)
+    assert not pruned("median", {}, 0.6) and pruned("median", {}, 0.4)
+    assert not pruned("percentile", {"percentile": 50.0}, 0.6)
+
+
 @pytest.mark.parametrize("name", ["tpe", "random", "nsga2", "gp"])
 def test_samplers_are_seeded(name):
     import optuna

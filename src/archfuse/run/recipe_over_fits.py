@@ -15,25 +15,27 @@ def _mean(values: list[float]) -> float:
     return values[0] if same_int else statistics.fmean(values)
 
 
-def recipe_over_fits(reports: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def recipe_over_fits(reports: list[list[dict[str, Any]]], sample: bool = True) -> list[dict[str, Any]]:
     """One report per step: the first fit's report with its before/after figures (and the step's own
-    numbers, such as sparsity) replaced by their means over the fits, their sample stds beside them
-    (``before_std``, ``after_std``, ``<key>_std``) and every fit's report under ``runs``."""
+    numbers, such as sparsity) replaced by their means over the fits, their stds beside them
+    (``before_std``, ``after_std``, ``<key>_std``) and every fit's report under ``runs``. The std is the
+    sample std (over seeds) or, with ``sample=False``, the population std (over folds), as the run's metrics."""
     if len(reports) < 2 or not reports[0]:
         return reports[0] if reports else []
+    spread = statistics.stdev if sample else statistics.pstdev
     steps = []
     for i, first in enumerate(reports[0]):
         fits = [r[i] for r in reports]
         step: dict[str, Any] = {**first, "fits": len(fits)}
         for key in _numbers(fits):
             values = [f[key] for f in fits]
-            step[key], step[f"{key}_std"] = _mean(values), statistics.stdev(values)
+            step[key], step[f"{key}_std"] = _mean(values), spread(values)
         for side in ("before", "after"):
             if all(isinstance(f.get(side), dict) for f in fits):
                 rows = [f[side] for f in fits]
                 names = _numbers(rows)
                 step[side] = {k: _mean([r[k] for r in rows]) for k in names}
-                step[f"{side}_std"] = {k: statistics.stdev(r[k] for r in rows) for k in names}
+                step[f"{side}_std"] = {k: spread([r[k] for r in rows]) for k in names}
         step["runs"] = fits
         steps.append(step)
     return steps

@@ -36,16 +36,18 @@ def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[s
     return mean, std
 
 
-def ensemble_over_fits(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each fit's ensemble report, and over the fits the mean and std of the ensemble's accuracy and gains."""
+def ensemble_over_fits(reports: list[dict[str, Any]], sample: bool = True) -> dict[str, Any]:
+    """Each fit's ensemble report, and over the fits the mean and std (sample or population, as
+    ``_mean_std``) of the ensemble's accuracy and gains."""
     out: dict[str, Any] = {"runs": reports}
+    spread = statistics.stdev if sample and len(reports) > 1 else statistics.pstdev
     if not all(isinstance(r.get("val"), dict) and isinstance(r.get("test"), dict) for r in reports):
         return out  # a strategy with its own report
     for split in ("val", "test"):
         for name in ("acc", "gain_over_best", "gain_over_mean"):
             values = [r[split][name] for r in reports]
             out[f"{split}_{name}_mean"] = statistics.fmean(values)
-            out[f"{split}_{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[f"{split}_{name}_std"] = spread(values)
     return out
 
 
@@ -88,9 +90,9 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
     training = {"precision": results[0]["training"]["precision"], "epochs": results[0]["training"]["epochs"],
                 "seconds": round(sum(r["training"]["seconds"] for r in results), 2), "fits": len(results)}
     summary: dict[str, Any] = {"metrics": dict(mean), "training": training, "cost": cost,
-                               "recipe": recipe_over_fits([r["recipe"] for r in results])}
-    if all("ensemble" in r for r in results):
-        summary["ensemble"] = ensemble_over_fits([r["ensemble"] for r in results])
+                               "recipe": recipe_over_fits([r["recipe"] for r in results], sample=not folds)}
+    if all("ensemble" in r for r in results):  # over folds the population std, as the cv metrics
+        summary["ensemble"] = ensemble_over_fits([r["ensemble"] for r in results], sample=not folds)
     if folds:
         summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
         fold_mean, fold_std = _mean_std(fold_rows, sample=False)

@@ -33,12 +33,16 @@ _NEEDS = {"cmaes": "cmaes", "gp": "scipy"}
 
 PRUNERS: dict[str, Callable[[], type] | None] = {
     "median": lambda: optuna.pruners.MedianPruner,
+    "percentile": lambda: optuna.pruners.PercentilePruner,
     "hyperband": lambda: optuna.pruners.HyperbandPruner,
     "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner,
     "none": None,
 }
 # A trial's first epochs are noisy: the median pruner waits for 5 finished trials and 1 reported epoch.
-PRUNER_DEFAULTS = {"median": {"n_startup_trials": 5, "n_warmup_steps": 1}}
+# The percentile pruner is the median pruner with another cut: by default a trial goes on only while it
+# is in the best quarter of the trials at the same epoch (pruner_args.percentile=25), so it saves more.
+PRUNER_DEFAULTS = {"median": {"n_startup_trials": 5, "n_warmup_steps": 1},
+                   "percentile": {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 1}}
 
 
 def check_sampler(name: Any, n_objectives: int) -> str:
@@ -90,5 +94,5 @@ def build_pruner(name: str, args: dict[str, Any]) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     cls = factory()
     given = {**PRUNER_DEFAULTS.get(name, {}), **(args or {})}
-    check_options(dict(args or {}), cls, "hydra.sweeper.pruner_args")
+    check_options(given, cls, "hydra.sweeper.pruner_args")
     return cls(**given)
