@@ -92,3 +92,25 @@ class Recipe:
         for term in terms.values():
             loss = loss + term
         return loss, terms
+
+
+class SurgeryRecipe(Recipe):
+    """A recipe that edits the structure by operations it records in ``applied`` (plain data, one per
+    edit) and can ``replay`` on a freshly built network: its checkpoint state is that list."""
+
+    def __init__(self) -> None:
+        # What the recipe did, in order (a run resumed from its final model may do it again): its state.
+        self.applied: list[dict[str, Any]] = []
+
+    @staticmethod
+    def replay(net: nn.Module, op: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+    def state(self, net: nn.Module) -> Any:
+        return self.applied or None
+
+    def restore(self, net: nn.Module, state: Any) -> nn.Module:
+        self.applied = list(state)
+        for op in self.applied:
+            net = self.replay(net, op)
+        return net

@@ -12,19 +12,18 @@ from typing import Any
 from torch import nn
 
 from archfuse.errors import ConfigError
-from archfuse.recipes.base import AfterFit, Recipe
+from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import blocks, check_count, feature_sequential, remove_block
 
 KEY = "recipe.cut"
 
 
-class Cut(Recipe):
+class Cut(SurgeryRecipe):
     def __init__(self, blocks: list[int] | None = None, last: int = 0, fine_tune_epochs: int = 1,
                  fine_tune_lr: float | None = None):
         self.blocks, self.last = list(blocks or []), last
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
-        self.applied: list[dict[str, Any]] = []
+        super().__init__()
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.last", self.last)
@@ -65,12 +64,3 @@ class Cut(Recipe):
         return {"removed_blocks": removed, "blocks_before": before, "blocks_after": before - len(removed),
                 "val_acc_cut_before_fine_tune": cut_val,
                 "summary": f"blocks {before} -> {before - len(removed)} (removed {removed}), head rebuilt"}
-
-    def state(self, net: nn.Module) -> Any:
-        return self.applied or None
-
-    def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = list(state)
-        for op in self.applied:
-            net = self.replay(net, op)
-        return net

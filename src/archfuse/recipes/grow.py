@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from archfuse.errors import ConfigError
 from archfuse.models.activations import make_activation
-from archfuse.recipes.base import AfterFit, Recipe
+from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import block_out_channels, blocks, check_count, feature_sequential
 from archfuse.run.evaluation import net_device
 
@@ -35,13 +35,12 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
-class Grow(Recipe):
+class Grow(SurgeryRecipe):
     def __init__(self, position: int = -1, kernel_size: int = 3, activation: str = "relu",
                  fine_tune_epochs: int = 1, fine_tune_lr: float | None = None):
         self.position, self.kernel_size, self.activation = position, kernel_size, activation
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
-        self.applied: list[dict[str, Any]] = []
+        super().__init__()
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.kernel_size", self.kernel_size, 1)
@@ -82,12 +81,3 @@ class Grow(Recipe):
                 "insert_max_abs_diff": diff,
                 "summary": f"residual block inserted after block {op['after']} "
                            f"(outputs unchanged: max |diff| {diff:.1e}), then trained"}
-
-    def state(self, net: nn.Module) -> Any:
-        return self.applied or None
-
-    def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = list(state)
-        for op in self.applied:
-            net = self.replay(net, op)
-        return net

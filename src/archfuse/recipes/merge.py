@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from archfuse.errors import ConfigError
-from archfuse.recipes.base import AfterFit, Recipe
+from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import (blocks, check_count, feature_sequential, get_module, remove_block,
                                       set_module)
 from archfuse.run.evaluation import net_device
@@ -116,13 +116,12 @@ def block_similarities(net: nn.Module, x: Tensor) -> list[float]:
     return [round(linear_cka(a, b), 4) for a, b in zip(outputs, outputs[1:])]
 
 
-class Merge(Recipe):
+class Merge(SurgeryRecipe):
     def __init__(self, fold: bool = True, similar: bool = True, samples: int = 512, fine_tune_epochs: int = 1,
                  fine_tune_lr: float | None = None):
         self.fold, self.similar, self.samples = fold, similar, samples
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
-        # What this recipe did, in order (a run resumed from its final model may do it again): its state.
-        self.applied: list[dict[str, Any]] = []
+        super().__init__()
 
     def check(self, net: nn.Module, datamodule: Any) -> None:
         check_count(f"{KEY}.samples", self.samples, 2)
@@ -175,12 +174,3 @@ class Merge(Recipe):
             if self.fine_tune_epochs:
                 step.fine_tune(self.fine_tune_epochs, lr=self.fine_tune_lr)
         return {**report, "summary": "; ".join(summary)}
-
-    def state(self, net: nn.Module) -> Any:
-        return self.applied or None
-
-    def restore(self, net: nn.Module, state: Any) -> nn.Module:
-        self.applied = list(state)
-        for op in self.applied:
-            net = self.replay(net, op)
-        return net
