@@ -1,10 +1,10 @@
 """Trial pruning against none, and the sweeper's own overhead per trial.
 
 The same search (--search, default width_depth_activation; the same TPE seed) with each pruner of
---pruners, the first (none) the baseline. Reported: the wall time of each sweep and their ratio (goal <= 0.5), the best objective
-of each and their difference in percentage points (goal <= 0.3 pp), and the sweeper's overhead per
-trial (the time of the sweep loop outside the launched trials: asking, telling, writing trials.csv)
-against the mean trial's time (goal < 5 %).
+--pruners, the first (none) the baseline. Reported: the wall time of each sweep and their ratio
+(goal <= 0.5), the best objective of each and their difference in percentage points (goal <= 0.3 pp),
+and the sweeper's overhead per trial (the time of the sweep loop outside the launched trials:
+asking, telling, writing trials.csv) against the mean trial's time (goal < 5 %).
 
     python bench/sweep.py                              # 20 trials of 10 epochs each (about 1 hour on 2 cores)
     python bench/sweep.py --trials 8 --epochs 3 --extra data.train_subset=512    # a quick look

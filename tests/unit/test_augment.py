@@ -154,7 +154,7 @@ def test_training_batches_are_augmented_and_validation_batches_are_not(tmp_path)
 
 def test_test_batches_are_never_augmented(tmp_path):
     parts, _ = fit_batches(tmp_path, "data.augment=affine", epochs=1)
-    dm, seen = parts.datamodule, TestSplitBatches()
+    dm, seen = parts.datamodule, RecordTestBatches()
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
                       use_distributed_sampler=False, callbacks=[seen])
     trainer.test(parts.module, datamodule=dm, verbose=False)
@@ -164,7 +164,7 @@ def test_test_batches_are_never_augmented(tmp_path):
         assert torch.equal(x, x_test[index])
 
 
-class TestSplitBatches(Callback):
+class RecordTestBatches(Callback):
     def __init__(self):
         self.batches = []
 

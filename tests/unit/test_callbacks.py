@@ -16,7 +16,8 @@ from conftest import compose_train
 
 def fit_recording_saves(tmp_path, overrides):
     config = OmegaConf.to_container(compose_train(["model=mlp", "model.hidden_sizes=[8]", "quiet=true",
-                                                   "data.train_subset=128", *overrides], tmp_path), resolve=True)
+                                                   "data.train_subset=128", "trainer.log_every_n_steps=1", *overrides],
+                                                  tmp_path), resolve=True)
     parts = validate(config)
     trainer = build_trainer(config, tmp_path / "run", quiet=True)
     saves = []
@@ -80,7 +81,8 @@ class ScriptedAccuracy(LightningModule):
 
 def best_epoch(tmp_path, ties, accuracies, mode="max"):
     data = DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2)
-    checkpoint = BestCheckpoint(ties=ties, dirpath=str(tmp_path / ties), filename="best", monitor="val/acc",
+    folder = tmp_path / f"{ties}_{mode}_{len(accuracies)}"  # one per call: no earlier best.ckpt beside it
+    checkpoint = BestCheckpoint(ties=ties, dirpath=str(folder), filename="best", monitor="val/acc",
                                 mode=mode, save_top_k=1, save_weights_only=True)
     trainer = Trainer(max_epochs=len(accuracies), logger=False, enable_progress_bar=False, enable_model_summary=False,
                       num_sanity_val_steps=0, callbacks=[checkpoint])
