@@ -3,10 +3,9 @@
 import copy
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,6 +17,9 @@ from archfuse.ddp import ArchfuseDDPStrategy
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build, locate
 from archfuse.options import accepted_parameters
+
+
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
 def _no_product_tip(record: logging.LogRecord) -> bool:
@@ -35,7 +37,7 @@ def quiet_lightning(quiet: bool) -> None:
         log = logging.getLogger(name)
         if _no_product_tip not in log.filters:
             log.addFilter(_no_product_tip)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    for name in LIGHTNING_LOGGERS:
         log = logging.getLogger(name)
         log.setLevel(level)
         if logging.getLogger().handlers:  # Hydra's console + train.log handlers: print each line once
@@ -47,7 +49,7 @@ def quiet_lightning(quiet: bool) -> None:
 def lightning_silenced() -> Iterator[None]:
     """Lightning's start-up lines (devices) off for a Trainer built only to check the config: a bad
     config then prints its one error line and nothing that looks like a run starting."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
     levels = [log.level for log in loggers]
     for log in loggers:
         log.setLevel(logging.WARNING)

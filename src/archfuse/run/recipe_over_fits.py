@@ -15,6 +15,12 @@ def _mean(values: list[float]) -> float:
     return values[0] if same_int else statistics.fmean(values)
 
 
+def std_dev(values: list[float], sample: bool = True) -> float:
+    """The sample std (n - 1: over seeds, the spread of a new seed) or the population std (n: over folds,
+    as scikit-learn's cross_val_score(...).std()); one value has no spread."""
+    return statistics.stdev(values) if sample and len(values) > 1 else statistics.pstdev(values)
+
+
 def recipe_over_fits(reports: list[list[dict[str, Any]]], sample: bool = True) -> list[dict[str, Any]]:
     """One report per step: the first fit's report with its before/after figures (and the step's own
     numbers, such as sparsity) replaced by their means over the fits, their stds beside them
@@ -22,20 +28,19 @@ def recipe_over_fits(reports: list[list[dict[str, Any]]], sample: bool = True) -
     sample std (over seeds) or, with ``sample=False``, the population std (over folds), as the run's metrics."""
     if len(reports) < 2 or not reports[0]:
         return reports[0] if reports else []
-    spread = statistics.stdev if sample else statistics.pstdev
     steps = []
     for i, first in enumerate(reports[0]):
         fits = [r[i] for r in reports]
         step: dict[str, Any] = {**first, "fits": len(fits)}
         for key in _numbers(fits):
             values = [f[key] for f in fits]
-            step[key], step[f"{key}_std"] = _mean(values), spread(values)
+            step[key], step[f"{key}_std"] = _mean(values), std_dev(values, sample)
         for side in ("before", "after"):
             if all(isinstance(f.get(side), dict) for f in fits):
                 rows = [f[side] for f in fits]
                 names = _numbers(rows)
                 step[side] = {k: _mean([r[k] for r in rows]) for k in names}
-                step[f"{side}_std"] = {k: spread([r[k] for r in rows]) for k in names}
+                step[f"{side}_std"] = {k: std_dev([r[k] for r in rows], sample) for k in names}
         step["runs"] = fits
         steps.append(step)
     return steps

@@ -15,7 +15,7 @@ from typing import Any
 from archfuse.build import build_run
 from archfuse.report import hparams_of, log_hparams
 from archfuse.run.fit import fit_and_test
-from archfuse.run.recipe_over_fits import recipe_over_fits
+from archfuse.run.recipe_over_fits import recipe_over_fits, std_dev
 from archfuse.trainer import build_trainer
 
 METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss", "ensemble/val_acc", "ensemble/val_gain_over_best",
@@ -27,27 +27,23 @@ def repeat_seeds(config: dict[str, Any]) -> list[int]:
 
 
 def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[str, float], dict[str, float]]:
-    """Means and standard deviations: the sample std (n - 1) over seeds, which estimates the spread of a
-    new seed; over folds the population std, as scikit-learn's cross_val_score(...).std() reports it."""
+    """Means and standard deviations: the sample std over seeds, the population std over folds (``std_dev``)."""
     names = [m for m in METRICS if all(m in r for r in rows)]
     mean = {m: statistics.fmean(r[m] for r in rows) for m in names}
-    spread = statistics.stdev if sample and len(rows) > 1 else statistics.pstdev
-    std = {m: spread([r[m] for r in rows]) for m in names}
-    return mean, std
+    return mean, {m: std_dev([r[m] for r in rows], sample) for m in names}
 
 
 def ensemble_over_fits(reports: list[dict[str, Any]], sample: bool = True) -> dict[str, Any]:
     """Each fit's ensemble report, and over the fits the mean and std (sample or population, as
     ``_mean_std``) of the ensemble's accuracy and gains."""
     out: dict[str, Any] = {"runs": reports}
-    spread = statistics.stdev if sample and len(reports) > 1 else statistics.pstdev
     if not all(isinstance(r.get("val"), dict) and isinstance(r.get("test"), dict) for r in reports):
         return out  # a strategy with its own report
     for split in ("val", "test"):
         for name in ("acc", "gain_over_best", "gain_over_mean"):
             values = [r[split][name] for r in reports]
             out[f"{split}_{name}_mean"] = statistics.fmean(values)
-            out[f"{split}_{name}_std"] = spread(values)
+            out[f"{split}_{name}_std"] = std_dev(values, sample)
     return out
 
 
