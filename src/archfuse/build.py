@@ -13,13 +13,14 @@ import torch
 from lightning.pytorch import seed_everything
 from torch import nn
 
-from archfuse.checkpoint import read_checkpoint
+from archfuse.checkpoint import RECORD_KEY, read_checkpoint
+from archfuse.context import RunContext
 from archfuse.data.datamodule import TensorDataModule
 from archfuse.ensembles.base import Ensemble, MemberSpec
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
 from archfuse.models.build import build_model
-from archfuse.module import RECORD_KEY, ClassifierModule
+from archfuse.module import ClassifierModule
 from archfuse.recipes.base import Recipe
 
 
@@ -80,7 +81,7 @@ def member_from_checkpoint(spec: MemberSpec, input_shape: tuple[int, ...], num_c
                           f"{classes} classes, but this run's data gives {'x'.join(map(str, input_shape))} with "
                           f"{num_classes}; use a checkpoint trained on the same data")
     record = {"config": hp["config"], "input_shape": list(shape), "num_classes": classes,
-              "record": ckpt.get("archfuse")}
+              "record": ckpt.get(RECORD_KEY)}
     net = network_from_record(record)
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
@@ -129,9 +130,17 @@ def build_network(config: dict[str, Any], input_shape: tuple[int, ...], num_clas
     return Network(net, recipe, ensemble, member_records)
 
 
+def run_seed(config: dict[str, Any]) -> int:
+    """The run's seed (conf/train.yaml): it draws the initial weights, batch order and augmentation."""
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
+    return seed
+
+
 def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,
                  record: dict[str, Any] | None = None) -> ClassifierModule:
-    seed = int(config.get("seed") or 0)
+    seed = run_seed(config)
     seed_everything(seed, workers=True, verbose=False)  # initial weights follow the run's seed
     network = build_network(config, tuple(input_shape), num_classes, record)
     scheduler = build(config["scheduler"], "scheduler") if config.get("scheduler") else None
@@ -140,16 +149,29 @@ def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_class
         optimizer=build(config["optimizer"], "optimizer"), scheduler=scheduler,
         recipe=network.recipe, ensemble=network.ensemble, member_records=network.member_records,
         input_shape=tuple(input_shape), num_classes=num_classes, seed=seed,
-        fit_epochs=(config.get("trainer") or {}).get("max_epochs"), config=config)
+        fit_epochs=config["trainer"]["max_epochs"], config=config)
 
 
 def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> Parts:
-    """The data module (nothing loaded yet) and the module, built once for one fit."""
+    """The data module (nothing loaded yet) and the module, built once for one fit; the recipes are
+    handed the run's context (facts and services) before anything checks them."""
     dm = build_datamodule(config)
     module = build_module(config, dm.input_shape, dm.num_classes, record)
     dm.include_index = module.recipe.uses_sample_index or module.ensemble.uses_sample_index
     dm.shuffle_seed = module.seed  # the run's seed draws batch order and augmentation; data.seed the split
+    module.recipe.setup(run_context(module, dm))
     return Parts(dm, module)
+
+
+def run_context(module: ClassifierModule, dm: TensorDataModule) -> RunContext:
+    """What the plug-ins of this run may know and call (archfuse.context)."""
+    shape, classes = tuple(dm.input_shape), dm.num_classes
+
+    def load_network(path: str, key: str) -> nn.Module:
+        return member_from_checkpoint(MemberSpec(checkpoint=path, key=key), shape, classes)[0]
+
+    return RunContext(input_shape=shape, num_classes=classes, seed=module.seed, epochs=module.fit_epochs, data=dm,
+                      make_optimizer=lambda params: module.optimizer_factory(params=params), load_network=load_network)
 
 
 def module_from_checkpoint(path: str, key: str = "ckpt") -> ClassifierModule:

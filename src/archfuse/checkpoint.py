@@ -9,6 +9,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from archfuse.errors import ConfigError
 from archfuse.files import write_atomic
 
+# The key under which a checkpoint carries how its network's structure came to be (its members' records,
+# the recipes' states): building with it rebuilds the exact structure the weights belong to.
+RECORD_KEY = "archfuse"
 
 def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
     """Load an archfuse checkpoint with ``weights_only=True``; ``key`` names the config key it came from."""
@@ -24,7 +27,6 @@ def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt.get("hyper_parameters", {}):
         raise ConfigError(key, f"{p} is not an archfuse checkpoint (it has no state_dict and run config)")
     return ckpt
-
 
 
 def save_atomic(payload: dict[str, Any], path: str | Path) -> None:

@@ -3,7 +3,8 @@ scheduler factories, the recipe and ensemble strategy) and knows no config tree;
 only carried along, so that every checkpoint can rebuild its network and data module."""
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -13,13 +14,11 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from archfuse.checkpoint import RECORD_KEY
 from archfuse.ensembles.base import Ensemble
 from archfuse.ensembles.none import NoEnsemble
 from archfuse.randomness import epoch_seed, fit_epoch
 from archfuse.recipes.base import Recipe
-
-# The key under which checkpoints carry how their network's structure came to be (build.build_network).
-RECORD_KEY = "archfuse"
 
 
 class ClassifierModule(LightningModule):
@@ -30,7 +29,7 @@ class ClassifierModule(LightningModule):
     def __init__(self, net: nn.Module, criterion: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, recipe: Recipe | None = None,
                  ensemble: Ensemble | None = None, member_records: list | None = None, *,
-                 input_shape: tuple[int, ...], num_classes: int, seed: int = 0, fit_epochs: int | None = None,
+                 input_shape: tuple[int, ...], num_classes: int, seed: int, fit_epochs: int,
                  config: dict[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters({"config": config or {}, "input_shape": tuple(input_shape),
@@ -42,7 +41,7 @@ class ClassifierModule(LightningModule):
         self.member_records = member_records or [None]
         self.input_shape, self.num_classes, self.seed = tuple(input_shape), num_classes, seed
         self.fit_epochs = fit_epochs  # epochs of the run's fit, for a schedule built before its Trainer exists
-        self.lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
+        self._lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
         acc = lambda: MulticlassAccuracy(num_classes=num_classes, average="micro")  # noqa: E731
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
@@ -73,7 +72,7 @@ class ClassifierModule(LightningModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         y = batch[1]
         base, logits = self.ensemble.training_loss(self.net, batch, self.criterion)
-        loss, terms = self.recipe.total_loss(base, logits, batch, self)
+        loss, terms = self.recipe.total_loss(base, logits, batch, self.net)
         self.train_acc(logits, y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
@@ -120,10 +119,19 @@ class ClassifierModule(LightningModule):
     # -- optimisation -------------------------------------------------------------------------
     def make_optimizer(self) -> torch.optim.Optimizer:
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
-        if self.lr_override is not None:
+        if self._lr_override is not None:
             for group in optimizer.param_groups:
-                group["lr"] = self.lr_override
+                group["lr"] = self._lr_override
         return optimizer
+
+    @contextmanager
+    def learning_rate(self, lr: float | None) -> Iterator[None]:
+        """Fits inside train at ``lr`` (a recipe step's fine-tune); None keeps the optimizer's own rate."""
+        self._lr_override = lr
+        try:
+            yield
+        finally:
+            self._lr_override = None
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         """The scheduler; one that takes ``fit_epochs`` (archfuse.scheduler) gets the length of the fit it

@@ -7,12 +7,11 @@ from typing import Any
 from lightning.pytorch import Trainer
 
 from archfuse.build import Parts, build_run
-from archfuse.checkpoint import read_checkpoint
+from archfuse.checkpoint import RECORD_KEY, read_checkpoint
 from archfuse.errors import ConfigError
 from archfuse.instantiate import locate
 from archfuse.models import DATA_SHAPE_ARGS
 from archfuse.models.build import check_forward
-from archfuse.module import RECORD_KEY
 from archfuse.objective import check_objective
 from archfuse.options import check_options
 from archfuse.trainer import build_trainer, lightning_silenced

@@ -156,6 +156,17 @@ class TensorDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
+    @property
+    def augments(self) -> bool:
+        """Whether training batches are augmented (drawn anew every epoch)."""
+        return self.augment.active
+
+    def sample_indices(self, split: str) -> Tensor:
+        """The indices batches of ``split`` carry as their third element (``include_index``): positions
+        in the tensors the split is drawn from (the training pool for train and val)."""
+        self.setup()
+        return self._split[split][1]
+
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """All images and labels of ``split`` ("train", "val" or "test") as they are fed to the network,
         unsharded and without augmentation: for evaluations outside the Trainer (after-fit steps, combiners)."""

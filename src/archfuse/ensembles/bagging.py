@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archfuse.ensembles.base import Combiner, EnsembleNet
+from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.mean import COMBINE, mean_rule
 from archfuse.ensembles.members import MemberEnsemble
 from archfuse.ensembles.stack import (check_holdout, fit_on_holdout, linear_estimator, linear_stack,
@@ -47,10 +47,8 @@ def sample_weights(index: Tensor, member: int, members: int, sampling: str, seed
 class Bagging(MemberEnsemble):
     uses_sample_index = True
 
-    def __init__(self, sampling: str = "bootstrap", combine: str = "probs", seed: int = 0, estimator: Any = None,
-                 holdout: float = 0.5, size: int = 1, members: list | None = None,
-                 checkpoints: list | None = None, from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, sampling: str, combine: str, seed: int, estimator: Any, holdout: float, **choice: Any):
+        super().__init__(**choice)
         if sampling not in SAMPLINGS:
             raise ConfigError("ensemble.sampling", f"unknown sampling {sampling!r}; choose bootstrap or shards")
         if self.checkpoints:
@@ -88,9 +86,8 @@ class Bagging(MemberEnsemble):
             loss = loss + (w * self._per_sample(logits, y)).sum() / w.sum().clamp_min(1.0)
         return loss, net.combiner(member_logits.detach())
 
-    def fit_combiner(self, net: nn.Module, data: Any) -> dict[str, Any]:
-        data.datamodule.setup()
-        index = data.datamodule._split["train"][1]  # the indices training batches carry
+    def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
+        index = data.data.sample_indices("train")  # the indices training batches carry
         k = len(net.members)
         seen = [float((sample_weights(index, m, k, self.sampling, self.seed) > 0).float().mean()) for m in range(k)]
         fitted = {"sampling": self.sampling, "share_of_training_images_seen": seen, "training_images": len(index)}

@@ -1,7 +1,7 @@
 """The ensemble contract: which members, how they train, how their outputs combine.
 
-An ensemble strategy is one file in this package implementing :class:`Ensemble`, with its config
-beside it in conf/ensemble/<name>.yaml. It says:
+An ensemble strategy is one file in this package implementing :class:`Ensemble`, with its options in
+conf/ensemble/<name>.yaml. It says:
 
 - ``member_specs(model, seed)``: the members, each built from a model config with its own seed, or
   loaded from a checkpoint, and whether it is frozen;
@@ -13,19 +13,21 @@ beside it in conf/ensemble/<name>.yaml. It says:
 - ``training_loss(net, batch, criterion)``: by default the sum of each member's own loss, so members
   trained together learn exactly as if each were trained alone; with ``uses_sample_index`` the batch
   is ``(x, y, index)`` (per-member sample weights: bootstrap samples, shards);
-- ``check(net, datamodule)``: before any data loads, a ConfigError for a target it cannot meet;
+- ``check(net, data)``: before any data loads, a ConfigError for a target it cannot meet (``data`` is an
+  ``archfuse.context.DataView``);
 - ``fit(net, data)``: after training, fit the combiner's tensors on held-out predictions
-  (``data.member_logits("val")``) and return what was fitted, for the report.
+  (``data.member_logits("val")``, a :class:`CombinerData`) and return what was fitted, for the report.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 
 
@@ -83,16 +85,27 @@ class EnsembleNet(nn.Module):
         return self.combiner(self.member_logits(x))
 
 
+def _no_fold_fits(fold: int, folds: int) -> tuple[Tensor, Tensor]:
+    raise NotImplementedError("this run fits no members on folds")
+
+
+def _no_scalars(scalars: dict[str, float]) -> None:
+    """Nowhere to log to (a run without a logger)."""
+
+
 @dataclass
 class CombinerData:
-    """What ``Ensemble.fit`` works with after training."""
+    """What ``Ensemble.fit`` works with after training: the data, held-out predictions, and services."""
 
-    module: Any  # archfuse.module.ClassifierModule
-    datamodule: Any
-    log_dir: Path
+    data: DataView | None
+    log_dir: Path | None  # the run's directory
     # member_logits(split) -> (K x N x C logits of every member, N targets), computed once per split
     member_logits: Callable[[str], tuple[Tensor, Tensor]]
-    extra: dict[str, Any] = field(default_factory=dict)
+    # fit_on_fold(fold, folds) -> (K x M x C, M): fresh members trained on the other folds of the
+    # train+val pool predict the held-out fold (out-of-fold predictions, for stacking)
+    fit_on_fold: Callable[[int, int], tuple[Tensor, Tensor]] = _no_fold_fits
+    # log_scalars({tag: value}) -> TensorBoard scalars of the run, at step 0
+    log_scalars: Callable[[dict[str, float]], None] = _no_scalars
 
 
 def mean_of_probabilities(member_logits: Tensor) -> Tensor:
@@ -123,7 +136,7 @@ class Ensemble:
         loss = sum(criterion(logits, y) for logits in member_logits)
         return loss, net.combiner(member_logits.detach())
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         """Before any data loads: raise ConfigError(key, message) for what the strategy cannot do here."""
 
     def fit(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.members import MemberEnsemble, accuracy_of
 from archfuse.errors import ConfigError
@@ -95,10 +96,8 @@ class CascadeNet(EnsembleNet):
 class Cascade(MemberEnsemble):
     combine = staticmethod(cascade)
 
-    def __init__(self, target: str = "accuracy_of_last", tolerance: float = 0.0, max_macs: int | None = None,
-                 size: int = 1, members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, target: str, tolerance: float, max_macs: int | None, **choice: Any):
+        super().__init__(**choice)
         if target not in TARGETS:
             raise ConfigError("ensemble.target", f"unknown target {target!r}; choose accuracy_of_last or max_cost")
         if target == "max_cost" and (not isinstance(max_macs, int) or max_macs <= 0):
@@ -126,17 +125,17 @@ class Cascade(MemberEnsemble):
         finally:
             net.train(was)
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         if self.target != "max_cost" or not isinstance(net, CascadeNet):
             return
-        cheapest = min(self.member_macs(net, datamodule.input_shape))
+        cheapest = min(self.member_macs(net, data.input_shape))
         if self.max_macs < cheapest:
             raise ConfigError("ensemble.max_macs", f"{self.max_macs:,} MACs per sample cannot be met: the cheapest "
                               f"member alone costs {cheapest:,}; raise ensemble.max_macs or add a cheaper member")
 
     def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         c = net.combiner
-        macs = torch.tensor(self.member_macs(net, data.datamodule.input_shape))
+        macs = torch.tensor(self.member_macs(net, data.data.input_shape))
         order = torch.tensor(sorted(range(len(macs)), key=lambda k: (int(macs[k]), k)))
         c.macs.copy_(macs)
         c.order.copy_(order)
@@ -165,7 +164,7 @@ class Cascade(MemberEnsemble):
             stage = answering_stage(lg, order, c.thresholds)
             report[f"{split}_stage_shares"] = stage_shares(stage, len(order))
             report[f"{split}_expected_macs"] = expected_macs(stage, order, macs)
-        report["test_latency_ms_per_sample"] = latency_per_sample(net, data.datamodule.split_tensors("test")[0])
+        report["test_latency_ms_per_sample"] = latency_per_sample(net, data.data.split_tensors("test")[0])
         return report
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archfuse.ensembles.base import Combiner, EnsembleNet
+from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.members import MemberEnsemble
 from archfuse.errors import ConfigError
 
@@ -65,10 +65,8 @@ class ConcatNet(EnsembleNet):
 
 
 class Concat(MemberEnsemble):
-    def __init__(self, freeze_members: bool = True, head_l2: float = 1e-3, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, freeze_members: bool, head_l2: float, **choice: Any):
+        super().__init__(**choice)
         if not isinstance(head_l2, int | float) or head_l2 < 0:
             raise ConfigError("ensemble.head_l2", f"must be a number >= 0, got {head_l2!r}")
         self.freeze_members, self.head_l2 = bool(freeze_members), float(head_l2)
@@ -84,8 +82,8 @@ class Concat(MemberEnsemble):
         own = [criterion(m, y) for m in member_logits if m.requires_grad]
         return criterion(logits, y) + sum(own), logits.detach()
 
-    def evaluate(self, net: nn.Module, member_logits: Tensor, data: Any, split: str) -> Tensor:
-        x, _ = data.datamodule.split_tensors(split)
+    def evaluate(self, net: nn.Module, member_logits: Tensor, data: CombinerData, split: str) -> Tensor:
+        x, _ = data.data.split_tensors(split)
         device = next(net.parameters()).device
         was = net.training
         net.eval()
@@ -95,11 +93,11 @@ class Concat(MemberEnsemble):
         finally:
             net.train(was)
 
-    def fit_combiner(self, net: nn.Module, data: Any) -> dict[str, Any]:
+    def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         report: dict[str, Any] = {"features": [feature_width(m) for m in net.members],
                                   "freeze_members": self.freeze_members}
         if self.freeze_members:  # the features have stopped moving: fit the head on them to convergence
-            report["head_train_acc"] = refit_head(net, *data.datamodule.split_tensors("train"), self.head_l2)
+            report["head_train_acc"] = refit_head(net, *data.data.split_tensors("train"), self.head_l2)
         return report
 
 

@@ -26,10 +26,8 @@ def check_combine(combine: Any) -> None:
 
 
 class Mean(MemberEnsemble):
-    def __init__(self, combine: str = "probs", size: int = 1, members: list | None = None,
-                 checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, combine: str, **choice: Any):
+        super().__init__(**choice)
         check_combine(combine)
         self.space = combine
 

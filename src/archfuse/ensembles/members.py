@@ -4,7 +4,6 @@ and the report written after the combiner is fitted (members' and ensemble's acc
 pairwise disagreement, the fitted tensors), to summary.json and TensorBoard."""
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,19 +11,16 @@ from torch import Tensor, nn
 
 from archfuse.ensembles.base import CombinerData, Ensemble, MemberSpec
 from archfuse.errors import ConfigError
+from archfuse.models.build import model_config_names, named_model_config
+
 
 def model_config(name: str, key: str) -> dict[str, Any]:
-    """conf/model/<name>.yaml, the one place a model's option values are written down."""
-    from omegaconf import OmegaConf
-
-    from archfuse.config_dir import config_dir
-
-    path = Path(config_dir()) / "model" / f"{name}.yaml"
-    if not isinstance(name, str) or not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(key, f"unknown model config {name!r}; choose one of {', '.join(known)}, or give a "
-                          "model config with _target_ (or {name: NAME, option: value} to override options)")
-    return OmegaConf.to_container(OmegaConf.load(path))
+    """conf/model/<name>.yaml as a member's model config."""
+    node = named_model_config(name)
+    if node is None:
+        raise ConfigError(key, f"unknown model config {name!r}; choose one of {', '.join(model_config_names())}, "
+                          "or give a model config with _target_ (or {name: NAME, option: value} to override options)")
+    return node
 
 
 def member_model(entry: Any, key: str) -> dict[str, Any]:
@@ -48,7 +44,7 @@ def choose_members(model: dict[str, Any], seed: int | None, size: int, members: 
     if checkpoints:
         return [MemberSpec(checkpoint=str(p), frozen=True, key=f"{loaded_key}[{i}]")
                 for i, p in enumerate(checkpoints)]
-    base = int(seed or 0)
+    base = int(seed)
     if members:
         return [MemberSpec(model=member_model(m, f"ensemble.members[{i}]"), seed=base + i,
                            key=f"ensemble.members[{i}]") for i, m in enumerate(members)]
@@ -100,8 +96,8 @@ class MemberEnsemble(Ensemble):
     combiner's tensors in ``fit_combiner`` (nothing by default) and return what they fitted; ``fit``
     adds the comparison with the members."""
 
-    def __init__(self, size: int = 1, members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
+    def __init__(self, *, size: int, members: list | None, checkpoints: list | None, from_sweep: str | None,
+                 top_k: int):
         self.loaded_key = "ensemble.from_sweep" if from_sweep else "ensemble.checkpoints"
         if from_sweep:
             if members or checkpoints:
@@ -143,7 +139,7 @@ class MemberEnsemble(Ensemble):
                              "ensemble/mean_disagreement": report["mean_disagreement"]}
         report["fitted"] = {name: plain(v) for name, v in fitted.items()}
         report["tensors"] = {name: plain(v) for name, v in net.combiner.tensors().items()}
-        log_scalars(data, report)
+        data.log_scalars(scalars_of(report))
         return report
 
     def evaluate(self, net: nn.Module, member_logits: Tensor, data: CombinerData, split: str) -> Tensor:
@@ -151,21 +147,16 @@ class MemberEnsemble(Ensemble):
         return net.combiner(member_logits)
 
 
-def log_scalars(data: CombinerData, report: dict[str, Any]) -> None:
-    """The ensemble's figures as TensorBoard scalars of the run (tags ensemble/...)."""
-    module = data.module
-    logger = getattr(module, "logger", None) if getattr(module, "_trainer", None) is not None else None
-    if logger is None or not hasattr(logger, "experiment"):
-        return
-    writer = logger.experiment  # report["metrics"] reach TensorBoard with the run's final metrics (HPARAMS)
-    for name in ("acc", "gain_over_best", "gain_over_mean"):
-        writer.add_scalar(f"ensemble/test_{name}", report["test"][name], 0)
+def scalars_of(report: dict[str, Any]) -> dict[str, float]:
+    """The ensemble's figures as TensorBoard scalars of the run (tags ensemble/...); ``report["metrics"]``
+    reach TensorBoard with the run's final metrics (HPARAMS)."""
+    scalars = {f"ensemble/test_{name}": report["test"][name] for name in ("acc", "gain_over_best", "gain_over_mean")}
     for split in ("val", "test"):
         for i, acc in enumerate(report[split]["member_acc"]):
-            writer.add_scalar(f"ensemble/{split}_acc_member_{i}", acc, 0)
+            scalars[f"ensemble/{split}_acc_member_{i}"] = acc
     for name, value in report["tensors"].items():
         flat = torch.as_tensor(value, dtype=torch.float).flatten()
         if flat.numel() <= 16:
             for i, v in enumerate(flat.tolist()):
-                writer.add_scalar(f"ensemble/{name}_{i}", v, 0)
-    writer.flush()
+                scalars[f"ensemble/{name}_{i}"] = v
+    return scalars

@@ -105,10 +105,8 @@ def fit_on_holdout(net: nn.Module, data: CombinerData, estimator: Any, holdout: 
 class Stack(MemberEnsemble):
     combine = staticmethod(linear_stack)
 
-    def __init__(self, estimator: Any, holdout: float = 0.5, oof_folds: int = 0, seed: int = 0, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, estimator: Any, holdout: float, oof_folds: int, seed: int, **choice: Any):
+        super().__init__(**choice)
         if not isinstance(oof_folds, int) or isinstance(oof_folds, bool) or oof_folds < 0 or oof_folds == 1:
             raise ConfigError("ensemble.oof_folds", f"must be 0 (fit on a held-out share of validation) or at "
                               f"least 2 folds, got {oof_folds!r}")
@@ -131,7 +129,7 @@ class Stack(MemberEnsemble):
         """Members trained afresh K times, each time on K-1 folds of the train+val pool, predict the fold
         they did not see; the meta-learner is fitted on these predictions, which cover the pool once.
         The run's own members (trained on the train split) then use it; validation measures the stack."""
-        logits, y = out_of_fold_logits(data.module.config, self.oof_folds, data.log_dir)
+        logits, y = out_of_fold_logits(data, self.oof_folds)
         learner = clone(self.estimator)
         learner.fit(member_features(logits).numpy(), y.numpy())
         coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
@@ -142,23 +140,7 @@ class Stack(MemberEnsemble):
                 "oof_member_acc": [accuracy_of(m, y) for m in logits], "val_acc": accuracy_of(net.combiner(val), y_val)}
 
 
-def out_of_fold_logits(config: dict[str, Any], folds: int, log_dir: Any) -> tuple[Tensor, Tensor]:
+def out_of_fold_logits(data: CombinerData, folds: int) -> tuple[Tensor, Tensor]:
     """(K x N x C, N): every image of the train+val pool predicted by members that never trained on it."""
-    from archfuse.build import build_run
-    from archfuse.run.after_fit import load_weights
-    from archfuse.run.evaluation import member_logits
-    from archfuse.trainer import build_trainer
-
-    outputs, targets = [], []
-    for k in range(folds):
-        parts = build_run({**config, "seed": int(config.get("seed") or 0) + 1000 * (k + 1)})
-        parts.datamodule.fold = (k, folds)
-        trainer = build_trainer(config, log_dir / f"stack_oof_fold_{k}", quiet=True, resumable=False)
-        trainer.fit(parts.module, datamodule=parts.datamodule)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:
-            load_weights(parts.module, best)
-        fold_logits, fold_y = member_logits(parts.module.net, parts.datamodule, "val")  # the held-out fold
-        outputs.append(fold_logits)
-        targets.append(fold_y)
+    outputs, targets = zip(*(data.fit_on_fold(k, folds) for k in range(folds)), strict=True)
     return torch.cat(outputs, dim=1), torch.cat(targets)

@@ -1,6 +1,8 @@
 """ensemble=vote: hard majority vote of the members' predicted classes, optionally weighted
 (``weights: [...]``); a tie goes to the tied class with the largest summed probability."""
 
+from typing import Any
+
 from torch import Tensor
 import torch.nn.functional as F
 
@@ -25,10 +27,8 @@ def majority_vote(member_logits: Tensor, weights: Tensor) -> Tensor:
 class Vote(MemberEnsemble):
     combine = staticmethod(majority_vote)
 
-    def __init__(self, weights: list | None = None, size: int = 1, members: list | None = None,
-                 checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, weights: list | None, **choice: Any):
+        super().__init__(**choice)
         check_weights(weights)
         self.weights = weights
 

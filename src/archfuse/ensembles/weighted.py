@@ -68,10 +68,8 @@ def fit_grid(member_logits: Tensor, y: Tensor, step: float) -> Tensor:
 class Weighted(MemberEnsemble):
     combine = staticmethod(weighted_mean)
 
-    def __init__(self, fit: str = "nll", weights: list | None = None, grid_step: float = 0.1, size: int = 1,
-                 members: list | None = None, checkpoints: list | None = None,
-                 from_sweep: str | None = None, top_k: int = 5):
-        super().__init__(size, members, checkpoints, from_sweep, top_k)
+    def __init__(self, *, fit: str, weights: list | None, grid_step: float, **choice: Any):
+        super().__init__(**choice)
         if fit not in FITS:
             raise ConfigError("ensemble.fit", f"unknown fit {fit!r}; choose nll (minimum log-loss on validation) "
                               "or grid (the best point of a grid on the simplex)")

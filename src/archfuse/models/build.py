@@ -1,12 +1,30 @@
 """Build a base model from its config, naming the config key when something is wrong."""
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
+
+
+def model_config_names() -> list[str]:
+    """The model configs archfuse ships (conf/model/<name>.yaml), sorted."""
+    return sorted(p.stem for p in (Path(config_dir()) / "model").glob("*.yaml"))
+
+
+def named_model_config(name: Any) -> dict[str, Any] | None:
+    """conf/model/<name>.yaml as a plain dict, the one place a model's option values are written down;
+    None when there is no such config (the caller names its key in the error)."""
+    from omegaconf import OmegaConf
+
+    path = Path(config_dir()) / "model" / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        return None
+    return OmegaConf.to_container(OmegaConf.load(path))
 
 
 def build_model(model_cfg: dict[str, Any], in_channels: int, num_classes: int,

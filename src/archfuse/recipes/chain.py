@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from archfuse.context import DataView, RunContext
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import Recipe
 
@@ -33,19 +34,23 @@ class RecipeChain(Recipe):
     def has_after_fit(self) -> bool:
         return bool(self.named_after_fit_steps())
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def setup(self, run: RunContext) -> None:
         for step in self.steps.values():
-            step.check(net, datamodule)
+            step.setup(run)
+
+    def check(self, net: nn.Module, data: DataView) -> None:
+        for step in self.steps.values():
+            step.check(net, data)
 
     def transform(self, net: nn.Module) -> nn.Module:
         for step in self.steps.values():
             net = step.transform(net)
         return net
 
-    def loss_terms(self, logits: Tensor, batch: tuple[Tensor, Tensor], module: Any) -> dict[str, Tensor]:
+    def loss_terms(self, logits: Tensor, batch: tuple[Tensor, ...], net: nn.Module) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
         for name, step in self.steps.items():
-            for term, value in step.loss_terms(logits, batch, module).items():
+            for term, value in step.loss_terms(logits, batch, net).items():
                 terms[name if term == name else f"{name}_{term}"] = value
         return terms
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import blocks, check_count, feature_sequential, remove_block
@@ -19,13 +20,12 @@ KEY = "recipe.cut"
 
 
 class Cut(SurgeryRecipe):
-    def __init__(self, blocks: list[int] | None = None, last: int = 0, fine_tune_epochs: int = 1,
-                 fine_tune_lr: float | None = None):
+    def __init__(self, *, blocks: list[int], last: int, fine_tune_epochs: int, fine_tune_lr: float | None):
         self.blocks, self.last = list(blocks or []), last
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
         super().__init__()
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         check_count(f"{KEY}.last", self.last)
         check_count(f"{KEY}.fine_tune_epochs", self.fine_tune_epochs)
         if not self.blocks and not self.last:
@@ -54,7 +54,7 @@ class Cut(SurgeryRecipe):
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
         net = step.net
         before = len(blocks(feature_sequential(net, KEY)[1]))
-        op = {"removed": self.indices(net), "input_shape": list(step.module.input_shape)}
+        op = {"removed": self.indices(net), "input_shape": list(step.run.input_shape)}
         self.replay(net, op)
         self.applied.append(op)  # from here on, every checkpoint (the fine-tune's too) records the cut
         cut_val = step.evaluate("val")["acc"]

@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback
 from torch import Tensor, nn
 
+from archfuse.context import DataView, RunContext
 from archfuse.errors import ConfigError
+from archfuse.evaluation import net_device, split_metrics
+from archfuse.models.build import build_model, model_config_names, named_model_config
 from archfuse.recipes.base import AfterFit, Recipe
 
 KEY = "recipe.distill"
@@ -35,17 +38,13 @@ def _number(key: str, value: Any, low: float, high: float | None, low_open: bool
 
 def model_node(name: Any) -> dict[str, Any]:
     """A teacher model config: the name of one in conf/model/, or a config with its own _target_."""
-    from omegaconf import OmegaConf
-
-    from archfuse.config_dir import config_dir
-
     if isinstance(name, dict) and "_target_" in name:
         return dict(name)
-    path = Path(config_dir()) / "model" / f"{name}.yaml"
-    if not isinstance(name, str) or not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"{KEY}.teacher_model", f"no model config {name!r}; choose one of {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path))
+    node = named_model_config(name)
+    if node is None:
+        raise ConfigError(f"{KEY}.teacher_model", f"no model config {name!r}; choose one of "
+                          f"{', '.join(model_config_names())}")
+    return node
 
 
 class _PrepareTeacher(Callback):
@@ -53,7 +52,7 @@ class _PrepareTeacher(Callback):
         self.recipe = recipe
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        self.recipe.prepare(pl_module, trainer.datamodule)
+        self.recipe.prepare(pl_module.device)
 
 
 class Distill(Recipe):
@@ -61,8 +60,8 @@ class Distill(Recipe):
 
     uses_sample_index = True  # the teacher's outputs are looked up by sample when augmentation is off
 
-    def __init__(self, teacher: str | None = None, teacher_model: Any = None, temperature: float = 4.0,
-                 alpha: float = 0.9, teacher_epochs: int | None = None):
+    def __init__(self, *, teacher: str | None, teacher_model: Any, temperature: float, alpha: float,
+                 teacher_epochs: int | None):
         if (teacher is None) == (teacher_model is None):
             raise ConfigError(f"{KEY}.teacher", "give the teacher: recipe.distill.teacher=PATH (an archfuse "
                               "checkpoint) or recipe.distill.teacher_model=NAME (a model config trained first), "
@@ -78,51 +77,52 @@ class Distill(Recipe):
         self._trained = teacher is not None  # a checkpoint's teacher is trained already
         self._cache: Tensor | None = None  # the teacher's logits per sample index (augmentation off)
         self._known: Tensor | None = None
+        self.run: RunContext | None = None
+
+    def setup(self, run: RunContext) -> None:
+        self.run = run
 
     # -- the teacher --------------------------------------------------------------------------
-    def load_teacher(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    def load_teacher(self) -> nn.Module:
         """The teacher network (untrained for teacher_model); errors name recipe.distill.teacher."""
         if self.teacher is None:
-            from archfuse.build import member_from_checkpoint
-            from archfuse.ensembles.base import MemberSpec
-            from archfuse.models.build import build_model
-
+            run = self.run
             with torch.random.fork_rng():  # the student's initial weights do not depend on the teacher
                 if self.teacher_path is not None:
-                    spec = MemberSpec(checkpoint=str(self.teacher_path), key=f"{KEY}.teacher")
-                    net, _ = member_from_checkpoint(spec, tuple(input_shape), num_classes)
+                    net = run.load_network(str(self.teacher_path), f"{KEY}.teacher")
                 else:
-                    c, h, w = input_shape
+                    c, h, w = run.input_shape
                     torch.manual_seed(0)
-                    net = build_model(self.teacher_model, c, num_classes, (h, w), key=f"{KEY}.teacher_model")
+                    net = build_model(self.teacher_model, c, run.num_classes, (h, w), key=f"{KEY}.teacher_model")
             self.teacher = net.eval().requires_grad_(False)
         return self.teacher
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
-        self.load_teacher(datamodule.input_shape, datamodule.num_classes)
+    def check(self, net: nn.Module, data: DataView) -> None:
+        self.load_teacher()
 
-    def prepare(self, module: Any, datamodule: Any) -> nn.Module:
-        """The teacher on the module's device, trained (teacher_model) once per run."""
-        teacher = self.load_teacher(module.input_shape, module.num_classes)
+    def prepare(self, device: torch.device) -> nn.Module:
+        """The teacher on ``device``, trained (teacher_model) once per run."""
+        teacher = self.load_teacher()
         if not self._trained:
-            self._fit_teacher(teacher, module, datamodule)
+            self._fit_teacher(teacher, device)
             self._trained = True
-        if next(teacher.parameters()).device != module.device:
-            teacher.to(module.device)
+        if next(teacher.parameters()).device != device:
+            teacher.to(device)
         return teacher
 
-    def _fit_teacher(self, teacher: nn.Module, module: Any, datamodule: Any) -> None:
+    def _fit_teacher(self, teacher: nn.Module, device: torch.device) -> None:
         """A plain fit: the run's optimizer, batch size and epochs (or teacher_epochs), no augmentation."""
-        x, y = datamodule.split_tensors("train")
-        epochs = self.teacher_epochs or module.fit_epochs or 1
-        teacher.to(module.device).train().requires_grad_(True)
-        optimizer = module.optimizer_factory(params=teacher.parameters())
-        order = torch.Generator().manual_seed(module.seed)
+        run = self.run
+        x, y = run.data.split_tensors("train")
+        epochs = self.teacher_epochs or run.epochs
+        teacher.to(device).train().requires_grad_(True)
+        optimizer = run.make_optimizer(teacher.parameters())
+        order = torch.Generator().manual_seed(run.seed)
         with torch.random.fork_rng(), torch.enable_grad():
-            torch.manual_seed(module.seed)
+            torch.manual_seed(run.seed)
             for _ in range(epochs):
-                for idx in torch.randperm(len(y), generator=order).split(datamodule.batch_size):
-                    loss = F.cross_entropy(teacher(x[idx].to(module.device)), y[idx].to(module.device))
+                for idx in torch.randperm(len(y), generator=order).split(run.data.batch_size):
+                    loss = F.cross_entropy(teacher(x[idx].to(device)), y[idx].to(device))
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
@@ -133,7 +133,7 @@ class Distill(Recipe):
         with torch.autocast(x.device.type, enabled=False):
             return self.teacher(x.float()).float()
 
-    def teacher_logits(self, batch: tuple[Tensor, ...], module: Any) -> Tensor:
+    def teacher_logits(self, batch: tuple[Tensor, ...]) -> Tensor:
         """The teacher's logits for this training batch.
 
         With data.augment=none the images of a sample are the same every epoch, so each sample's teacher
@@ -141,16 +141,15 @@ class Distill(Recipe):
         data.augment is not none, every epoch draws new images: the teacher must see the same augmented
         batch as the student, so it runs on each batch.
         """
-        datamodule = getattr(getattr(module, "_trainer", None), "datamodule", None)
-        self.prepare(module, datamodule)
         x = batch[0]
-        if len(batch) < 3 or datamodule is None or datamodule.augment.active:
+        self.prepare(x.device)
+        if len(batch) < 3 or self.run.data.augments:
             return self._teacher_logits(x)
         index = batch[2].to(x.device)
         need = int(index.max()) + 1
         if self._cache is None or len(self._cache) < need or self._cache.device != x.device:
             size = max(need, len(self._cache) if self._cache is not None else 0)
-            cache = torch.zeros(size, module.num_classes, device=x.device)
+            cache = torch.zeros(size, self.run.num_classes, device=x.device)
             known = torch.zeros(size, dtype=torch.bool, device=x.device)
             if self._cache is not None:
                 cache[: len(self._cache)] = self._cache.to(x.device)
@@ -163,10 +162,10 @@ class Distill(Recipe):
         return self._cache[index]
 
     # -- the seams ------------------------------------------------------------------------------
-    def loss_terms(self, logits: Tensor, batch: tuple[Tensor, ...], module: Any) -> dict[str, Tensor]:
+    def loss_terms(self, logits: Tensor, batch: tuple[Tensor, ...], net: nn.Module) -> dict[str, Tensor]:
         if self.alpha == 0.0:
             return {}  # plain cross-entropy: the teacher is not consulted
-        return {"kd": self.alpha * self.soft_loss(logits, self.teacher_logits(batch, module))}
+        return {"kd": self.alpha * self.soft_loss(logits, self.teacher_logits(batch))}
 
     def soft_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
         """T^2 * KL(teacher_T || student_T), averaged over the batch."""
@@ -180,10 +179,9 @@ class Distill(Recipe):
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
         """Changes nothing: reports the teacher (its accuracy beside the student's before/after)."""
         from archfuse.cost import count_params
-        from archfuse.run.evaluation import accuracy
 
-        teacher = self.prepare(step.module, step.datamodule)
-        val, test = accuracy(teacher, step.datamodule, "val"), accuracy(teacher, step.datamodule, "test")
+        teacher = self.prepare(net_device(step.net))
+        val, test = split_metrics(teacher, step.data, "val"), split_metrics(teacher, step.data, "test")
         source = (str(Path(self.teacher_path).expanduser().resolve()) if self.teacher_path is not None
                   else self.teacher_model["_target_"])
         params = count_params(teacher)

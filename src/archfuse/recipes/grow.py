@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
+from archfuse.evaluation import net_device
 from archfuse.models.activations import make_activation
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import block_out_channels, blocks, check_count, feature_sequential
-from archfuse.run.evaluation import net_device
 
 KEY = "recipe.grow"
 
@@ -36,13 +37,13 @@ class ResidualBlock(nn.Module):
 
 
 class Grow(SurgeryRecipe):
-    def __init__(self, position: int = -1, kernel_size: int = 3, activation: str = "relu",
-                 fine_tune_epochs: int = 1, fine_tune_lr: float | None = None):
+    def __init__(self, *, position: int, kernel_size: int, activation: str, fine_tune_epochs: int,
+                 fine_tune_lr: float | None):
         self.position, self.kernel_size, self.activation = position, kernel_size, activation
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
         super().__init__()
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         check_count(f"{KEY}.kernel_size", self.kernel_size, 1)
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"{KEY}.kernel_size", f"must be odd so the padding keeps the size, got {self.kernel_size}")
@@ -66,7 +67,7 @@ class Grow(SurgeryRecipe):
         net = step.net
         n = len(blocks(feature_sequential(net, KEY)[1]))
         op = {"after": self.position % n, "kernel_size": self.kernel_size, "activation": self.activation}
-        x = step.datamodule.split_tensors("val")[0][:256].to(net_device(net))
+        x = step.data.split_tensors("val")[0][:256].to(net_device(net))
         was_training = net.training
         net.eval()
         with torch.no_grad():

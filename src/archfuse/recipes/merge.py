@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
+from archfuse.evaluation import net_device
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
 from archfuse.recipes.surgery import (blocks, check_count, feature_sequential, get_module, remove_block,
                                       set_module)
-from archfuse.run.evaluation import net_device
 
 KEY = "recipe.merge"
 
@@ -117,13 +118,13 @@ def block_similarities(net: nn.Module, x: Tensor) -> list[float]:
 
 
 class Merge(SurgeryRecipe):
-    def __init__(self, fold: bool = True, similar: bool = True, samples: int = 512, fine_tune_epochs: int = 1,
-                 fine_tune_lr: float | None = None):
+    def __init__(self, *, fold: bool, similar: bool, samples: int, fine_tune_epochs: int,
+                 fine_tune_lr: float | None):
         self.fold, self.similar, self.samples = fold, similar, samples
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
         super().__init__()
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         check_count(f"{KEY}.samples", self.samples, 2)
         check_count(f"{KEY}.fine_tune_epochs", self.fine_tune_epochs)
         if not self.fold and not self.similar:
@@ -146,9 +147,9 @@ class Merge(SurgeryRecipe):
 
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
         net = step.net
-        x = step.datamodule.split_tensors("val")[0][:self.samples]
+        x = step.data.split_tensors("val")[0][:self.samples]
         report: dict[str, Any] = {}
-        op: dict[str, Any] = {"bn": [], "linear": [], "removed": None, "input_shape": list(step.module.input_shape)}
+        op: dict[str, Any] = {"bn": [], "linear": [], "removed": None, "input_shape": list(step.run.input_shape)}
         self.applied.append(op)  # filled in below, before any fine-tune writes a checkpoint
         summary = []
         if self.fold:
@@ -167,7 +168,7 @@ class Merge(SurgeryRecipe):
             scores = block_similarities(net, x)
             removed = max(range(len(scores)), key=scores.__getitem__) + 1
             op["removed"] = removed
-            remove_block(net, removed, tuple(step.module.input_shape), KEY, keep_pools=True)
+            remove_block(net, removed, tuple(step.run.input_shape), KEY, keep_pools=True)
             report.update({"block_cka": scores, "removed_block": removed,
                            "val_acc_before_fine_tune": step.evaluate("val")["acc"]})
             summary.append(f"CKA of consecutive blocks {scores}: removed block {removed}")

@@ -18,6 +18,7 @@ from lightning.pytorch import Callback
 from torch import nn
 from torch.nn.utils import prune
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
 from archfuse.recipes.surgery import check_choice, check_count, check_fraction
@@ -94,12 +95,12 @@ class IterativePruning(Callback):
 
 
 class Prune(Recipe):
-    def __init__(self, amount: float = 0.5, scope: str = "global", schedule: str = "oneshot",
-                 fine_tune_epochs: int = 1, fine_tune_lr: float | None = None):
+    def __init__(self, *, amount: float, scope: str, schedule: str, fine_tune_epochs: int,
+                 fine_tune_lr: float | None):
         self.amount, self.scope, self.schedule = amount, scope, schedule
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         check_fraction(f"{KEY}.amount", self.amount)
         check_choice(f"{KEY}.scope", self.scope, ("global", "layer"))
         check_choice(f"{KEY}.schedule", self.schedule, ("oneshot", "iterative"))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archfuse.cost import count_params
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
 from archfuse.recipes.surgery import (apply_shapes, channel_widths, check_choice, check_count, check_fraction,
@@ -41,9 +42,9 @@ def importance_of(name: str) -> Any:
     return tp.importance.GroupMagnitudeImportance(p=1 if name == "l1" else 2)
 
 
-def taylor_gradients(net: nn.Module, datamodule: Any) -> None:
+def taylor_gradients(net: nn.Module, data: DataView) -> None:
     """Gradients of the training loss on a few batches, for Taylor importance."""
-    x, y = datamodule.split_tensors("train")
+    x, y = data.split_tensors("train")
     device = next(net.parameters()).device
     net.zero_grad()
     was_training = net.training
@@ -57,13 +58,13 @@ def taylor_gradients(net: nn.Module, datamodule: Any) -> None:
 
 
 class PruneChannels(Recipe):
-    def __init__(self, ratio: float = 0.5, importance: str = "l2", scope: str = "uniform",
-                 iterative_steps: int = 1, fine_tune_epochs: int = 1, fine_tune_lr: float | None = None):
+    def __init__(self, *, ratio: float, importance: str, scope: str, iterative_steps: int, fine_tune_epochs: int,
+                 fine_tune_lr: float | None):
         self.ratio, self.importance, self.scope = ratio, importance, scope
         self.iterative_steps, self.fine_tune_epochs, self.fine_tune_lr = iterative_steps, fine_tune_epochs, fine_tune_lr
         self.shapes: dict[str, Any] | None = None  # the layer shapes after pruning: this recipe's state
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         check_fraction(f"{KEY}.ratio", self.ratio)
         check_choice(f"{KEY}.importance", self.importance, IMPORTANCES)
         check_choice(f"{KEY}.scope", self.scope, ("uniform", "global"))
@@ -93,7 +94,7 @@ class PruneChannels(Recipe):
             max_pruning_ratio=MAX_LAYER_RATIO, ignored_layers=[head] if head is not None else [])
 
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
-        net, shape = step.net, tuple(step.module.input_shape)
+        net, shape = step.net, tuple(step.run.input_shape)
         widths, params = channel_widths(net), count_params(net)
         was_training = net.training
         net.eval()
@@ -102,7 +103,7 @@ class PruneChannels(Recipe):
         steps = []
         for i in range(self.iterative_steps):
             if self.importance == "taylor":
-                taylor_gradients(net, step.datamodule)
+                taylor_gradients(net, step.data)
             pruner.step()
             net.zero_grad(set_to_none=True)
             self.shapes = module_shapes(net)  # saved with every checkpoint from here on

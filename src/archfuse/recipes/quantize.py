@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
 
@@ -200,8 +201,8 @@ class Quantize(Recipe):
 
     evaluation_device = "cpu"
 
-    def __init__(self, mode: str = "static", calibration_batches: int = 8, fine_tune_epochs: int = 1,
-                 lr: float | None = None, compile: bool = True):
+    def __init__(self, *, mode: str, calibration_batches: int, fine_tune_epochs: int, lr: float | None,
+                 compile: bool):
         if mode not in MODES:
             raise ConfigError("recipe.quantize.mode", f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         for key, value, low in (("calibration_batches", calibration_batches, 1), ("fine_tune_epochs", fine_tune_epochs, 1)):
@@ -211,9 +212,8 @@ class Quantize(Recipe):
             raise ConfigError("recipe.quantize.lr", f"must be a positive number or null, got {lr!r}")
         self.mode, self.calibration_batches = mode, calibration_batches
         self.fine_tune_epochs, self.lr, self.compile = fine_tune_epochs, lr, bool(compile)
-        self._input_shape: tuple[int, ...] | None = None
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         reason = cpu_can_run(self.mode)
         if reason:
             raise ConfigError("recipe.quantize.mode", f"mode={self.mode} cannot run here: {reason}")
@@ -222,7 +222,7 @@ class Quantize(Recipe):
                               f"{type(net).__name__} has none; use mode=static")
         was_training = net.training
         try:
-            export(net.eval(), datamodule.input_shape)
+            export(net.eval(), data.input_shape)
         except Exception as err:  # torch.export raises many types for what it cannot trace
             raise ConfigError("recipe.quantize", f"{type(net).__name__} cannot be exported for int8 "
                               f"(torch.export): {str(err).strip().splitlines()[0][:300]}") from None
@@ -230,28 +230,27 @@ class Quantize(Recipe):
             net.train(was_training)
 
     def after_fit(self, step: AfterFit) -> dict[str, Any]:
-        module, dm = step.module, step.datamodule
-        shape = tuple(module.input_shape)
-        net = module.net.cpu().eval()
+        data, shape = step.data, tuple(step.run.input_shape)
+        net = step.net.cpu().eval()
         # The weights export starts from: prepare folds batch norms into them, so restore() repeats it from these.
         float_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         report: dict[str, Any] = {"mode": self.mode, "compiled": self.compile}
         if self.mode == "qat":
-            module.net = QATNet(prepare(net.train(), shape, "qat"))
+            step.net = QATNet(prepare(net.train(), shape, "qat"))
             report["fine_tune"] = step.fine_tune(self.fine_tune_epochs, lr=self.lr)
-            module.net = module.net.cpu().eval()
-            prepared = module.net.graph
+            step.net = step.net.cpu().eval()
+            prepared = step.net.graph
         else:
             prepared = prepare(net, shape, self.mode)
-            x, _ = dm.split_tensors("train")
-            samples = min(len(x), self.calibration_batches * dm.batch_size)
+            x, _ = data.split_tensors("train")
+            samples = min(len(x), self.calibration_batches * data.batch_size)
             with torch.no_grad():
-                for batch in x[:samples].split(dm.batch_size):
+                for batch in x[:samples].split(data.batch_size):
                     prepared(batch.float())
             report["calibration_samples"] = samples
         state = {k: v.detach().clone() for k, v in prepared.state_dict().items()}
-        module.net = self._int8(prepared, {"float": float_state, "prepared": state}, shape)
-        report["quantized_ops"] = quantized_ops(module.net.graph)
+        step.net = self._int8(prepared, {"float": float_state, "prepared": state}, shape)
+        report["quantized_ops"] = quantized_ops(step.net.graph)
         report["summary"] = f"int8 {self.mode}{'' if self.compile else ' (eager reference ops)'}"
         return report
 

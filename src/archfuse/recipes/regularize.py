@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
 from archfuse.recipes.surgery import check_fraction
@@ -34,11 +35,10 @@ def weight_report(net: nn.Module, threshold: float) -> dict[str, Any]:
 
 
 class Regularize(Recipe):
-    def __init__(self, l1: float = 0.0, l2: float = 0.0, dropout: float | None = None,
-                 near_zero: float = 1e-3):
+    def __init__(self, *, l1: float, l2: float, dropout: float | None, near_zero: float):
         self.l1, self.l2, self.dropout, self.near_zero = l1, l2, dropout, near_zero
 
-    def check(self, net: nn.Module, datamodule: Any) -> None:
+    def check(self, net: nn.Module, data: DataView) -> None:
         for name in ("l1", "l2", "near_zero"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -58,9 +58,9 @@ class Regularize(Recipe):
                     m.p = float(self.dropout)
         return net
 
-    def loss_terms(self, logits: Tensor, batch: Any, module: Any) -> dict[str, Tensor]:
+    def loss_terms(self, logits: Tensor, batch: Any, net: nn.Module) -> dict[str, Tensor]:
         terms = {}
-        weights = [w for _, w in penalised(module.net)]
+        weights = [w for _, w in penalised(net)]
         if self.l1:
             terms["l1"] = self.l1 * sum(w.abs().sum() for w in weights)
         if self.l2:

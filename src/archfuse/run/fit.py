@@ -10,9 +10,8 @@ import lightning
 from lightning.pytorch import Trainer
 
 from archfuse.build import Parts
-from archfuse.checkpoint import save_atomic
+from archfuse.checkpoint import RECORD_KEY, save_atomic
 from archfuse.cost import measure_cost
-from archfuse.module import RECORD_KEY
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, log_recipe_steps
 from archfuse.run.after_fit import load_weights, post_training
 from archfuse.trainer import build_trainer
