@@ -87,6 +87,20 @@ def data_module(name: str = "digits", **overrides):
     return build_datamodule({"data": {**node, **overrides}})
 
 
+def plugin(group: str, name: str, **options):
+    """The recipe or ensemble strategy of conf/<group>/<name>.yaml (a recipe chain's step of that name),
+    its options as the YAML writes them, ``options`` changed; built as the run builds it."""
+    from omegaconf import OmegaConf
+
+    from archfuse.config_dir import config_dir
+    from archfuse.instantiate import locate
+
+    node = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / group / f"{name}.yaml"))
+    node = node.get(name, node)  # conf/recipe/<name>.yaml holds a chain with the step under its name
+    node.update(options)
+    return locate(node, group)(**{k: v for k, v in node.items() if k != "_target_"})
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: runs land in its outputs/."""

@@ -14,11 +14,11 @@ from archfuse.recipes.base import AfterFit, Recipe
 class L1Term(Recipe):
     """Adds weight * sum |w| over the weight matrices and kernels to the loss."""
 
-    def __init__(self, weight: float):
+    def __init__(self, *, weight: float):
         self.weight = weight
 
-    def loss_terms(self, logits: Tensor, batch: Any, module: Any) -> dict[str, Tensor]:
-        norm = sum(p.abs().sum() for p in module.net.parameters() if p.ndim > 1)
+    def loss_terms(self, logits: Tensor, batch: Any, net: nn.Module) -> dict[str, Tensor]:
+        norm = sum(p.abs().sum() for p in net.parameters() if p.ndim > 1)
         return {"l1": self.weight * norm}
 
 

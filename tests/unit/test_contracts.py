@@ -30,7 +30,7 @@ def test_a_loss_term_changes_the_loss_by_exactly_that_term(tmp_path):
     module = parts.module
     x, y = batch_of(parts)
     base, logits = module.ensemble.training_loss(module.net, (x, y), module.criterion)
-    loss, terms = module.recipe.total_loss(base, logits, (x, y), module)
+    loss, terms = module.recipe.total_loss(base, logits, (x, y), module.net)
     expected = 0.01 * sum(p.abs().sum() for p in module.net.parameters() if p.ndim > 1)
     assert set(terms) == {"l1"} and torch.equal(terms["l1"], expected)
     assert torch.equal(loss, base + expected)

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from archfuse.ensembles.base import CombinerData
-from archfuse.ensembles.mean import Mean, mean_of_logits
+from archfuse.ensembles.mean import mean_of_logits
 from archfuse.ensembles.base import mean_of_probabilities
 from archfuse.ensembles.members import choose_members, disagreement
-from archfuse.ensembles.vote import Vote, majority_vote
-from archfuse.ensembles.weighted import Weighted, fit_grid, fit_nll, simplex_grid, weighted_mean
+from archfuse.ensembles.vote import majority_vote
+from archfuse.ensembles.weighted import fit_grid, fit_nll, simplex_grid, weighted_mean
 from archfuse.errors import ConfigError
+from conftest import plugin
 
 
 def noisy_members(n: int = 600, c: int = 5, qualities=(3.0, 0.3), seed: int = 0):
@@ -43,7 +44,7 @@ def test_an_ensemble_net_of_copies_of_one_network_predicts_as_it_does():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
     x = torch.randn(20, 1, 4, 4)
-    for strategy in (Mean(size=3), Mean(combine="logits", size=3), Weighted(size=3), Vote(size=3)):
+    for strategy in (plugin("ensemble", "mean", size=3), plugin("ensemble", "mean", combine="logits", size=3), plugin("ensemble", "weighted", size=3), plugin("ensemble", "vote", size=3)):
         ensemble = strategy.build([net, net, net], 4)
         out = ensemble(x)
         assert out.shape == (20, 4)
@@ -76,9 +77,9 @@ def test_the_simplex_grid_covers_the_simplex():
 
 def test_weighted_fit_writes_the_weights_into_the_combiner_buffer():
     logits, y = noisy_members(qualities=(0.0, 3.0))
-    strategy = Weighted(size=2)
+    strategy = plugin("ensemble", "weighted", size=2)
     net = strategy.build([nn.Identity(), nn.Identity()], 5)
-    data = CombinerData(module=None, datamodule=None, log_dir=None, member_logits=lambda split: (logits, y))
+    data = CombinerData(data=None, log_dir=None, member_logits=lambda split: (logits, y))
     report = strategy.fit(net, data)
     assert report["fitted"]["weights"][1] > 0.8
     assert net.combiner.weights.tolist() == pytest.approx(report["fitted"]["weights"])
@@ -88,11 +89,11 @@ def test_weighted_fit_writes_the_weights_into_the_combiner_buffer():
 
 
 def test_given_weights_are_normalised_and_kept():
-    strategy = Weighted(weights=[1, 3], size=2)
+    strategy = plugin("ensemble", "weighted", weights=[1, 3], size=2)
     net = strategy.build([nn.Identity(), nn.Identity()], 5)
     assert net.combiner.weights.tolist() == [0.25, 0.75]
     logits, y = noisy_members()
-    data = CombinerData(module=None, datamodule=None, log_dir=None, member_logits=lambda split: (logits, y))
+    data = CombinerData(data=None, log_dir=None, member_logits=lambda split: (logits, y))
     assert strategy.fit(net, data)["tensors"]["weights"] == [0.25, 0.75]
 
 
@@ -138,24 +139,24 @@ def test_members_by_size_names_and_checkpoints():
 
 
 BAD = [
-    (lambda: Mean(size=0), "ensemble.size: must be a positive integer"),
-    (lambda: Mean(combine="median"), "ensemble.combine: unknown combination 'median'"),
-    (lambda: Weighted(fit="cv"), "ensemble.fit: unknown fit 'cv'"),
-    (lambda: Weighted(weights=[1, -1]), "ensemble.weights: must be a list of non-negative numbers"),
-    (lambda: Weighted(weights=[0, 0]), "ensemble.weights: must not all be zero"),
-    (lambda: Weighted(weights=[1, 2, 3], size=2).build([nn.Identity()] * 2, 3),
+    (lambda: plugin("ensemble", "mean", size=0), "ensemble.size: must be a positive integer"),
+    (lambda: plugin("ensemble", "mean", combine="median"), "ensemble.combine: unknown combination 'median'"),
+    (lambda: plugin("ensemble", "weighted", fit="cv"), "ensemble.fit: unknown fit 'cv'"),
+    (lambda: plugin("ensemble", "weighted", weights=[1, -1]), "ensemble.weights: must be a list of non-negative numbers"),
+    (lambda: plugin("ensemble", "weighted", weights=[0, 0]), "ensemble.weights: must not all be zero"),
+    (lambda: plugin("ensemble", "weighted", weights=[1, 2, 3], size=2).build([nn.Identity()] * 2, 3),
      "ensemble.weights: has 3 values but the ensemble has 2 members"),
-    (lambda: Vote(weights=[1], size=2).build([nn.Identity()] * 2, 3),
+    (lambda: plugin("ensemble", "vote", weights=[1], size=2).build([nn.Identity()] * 2, 3),
      "ensemble.weights: has 1 values but the ensemble has 2 members"),
-    (lambda: Weighted(grid_step=0.3), "ensemble.grid_step: must divide 1 into equal steps"),
-    (lambda: Weighted(fit="grid", grid_step=0.01, size=8).build([nn.Identity()] * 8, 3),
+    (lambda: plugin("ensemble", "weighted", grid_step=0.3), "ensemble.grid_step: must divide 1 into equal steps"),
+    (lambda: plugin("ensemble", "weighted", fit="grid", grid_step=0.01, size=8).build([nn.Identity()] * 8, 3),
      "ensemble.grid_step: a grid of step 0.01 over 8 members has"),
     (lambda: choose_members({}, 0, 1, ["resnet9000"], None), "ensemble.members[0]: unknown model config 'resnet9000'"),
     (lambda: choose_members({}, 0, 1, ["seed003"], ["a.ckpt"]), "ensemble.members: give ensemble.members or"),
-    (lambda: Mean(from_sweep="outputs/sweeps/s", members=["seed003"]),
+    (lambda: plugin("ensemble", "mean", from_sweep="outputs/sweeps/s", members=["seed003"]),
      "ensemble.from_sweep: give ensemble.from_sweep,"),
-    (lambda: Mean(from_sweep="outputs/sweeps/s", top_k=0), "ensemble.top_k: must be a positive integer"),
-    (lambda: Mean(from_sweep="/nonexistent/sweep"), "ensemble.from_sweep: /nonexistent/sweep is not a sweep directory"),
+    (lambda: plugin("ensemble", "mean", from_sweep="outputs/sweeps/s", top_k=0), "ensemble.top_k: must be a positive integer"),
+    (lambda: plugin("ensemble", "mean", from_sweep="/nonexistent/sweep"), "ensemble.from_sweep: /nonexistent/sweep is not a sweep directory"),
 ]
 
 
@@ -167,7 +168,7 @@ def test_bad_input_names_the_key(make, message):
 
 
 def test_members_with_outputs_of_different_shapes_are_refused():
-    net = Mean(size=2).build([nn.Linear(4, 3), nn.Linear(4, 5)], 3)
+    net = plugin("ensemble", "mean", size=2).build([nn.Linear(4, 3), nn.Linear(4, 5)], 3)
     with pytest.raises(ConfigError, match=r"ensemble.members: the members' outputs differ in shape \(member 0: "
                                           r"\(2, 3\), member 1: \(2, 5\)\)"):
         net(torch.zeros(2, 4))
@@ -194,18 +195,18 @@ class SplitsSeen:
 
 
 def test_stacking_fits_only_on_held_out_validation_predictions():
-    from archfuse.ensembles.stack import Stack, holdout_split
+    from archfuse.ensembles.stack import holdout_split
 
     val, y = noisy_members(n=400, qualities=(2.5, 0.5), seed=3)
     test = noisy_members(n=200, qualities=(2.5, 0.5), seed=4)
-    strategy = Stack(estimator=sklearn_logreg(), holdout=0.5, size=2)
+    strategy = plugin("ensemble", "stack", estimator=sklearn_logreg(), holdout=0.5, size=2)
     fit_idx, rest_idx = holdout_split(y, 0.5, 0)
     assert len(fit_idx) == 200 and not set(fit_idx.tolist()) & set(rest_idx.tolist())
 
     def fitted(val_logits, test_logits):
         net = strategy.build([nn.Identity(), nn.Identity()], 5)
         seen = SplitsSeen({"val": (val_logits, y), "test": test_logits})
-        report = strategy.fit(net, CombinerData(module=None, datamodule=None, log_dir=None, member_logits=seen))
+        report = strategy.fit(net, CombinerData(data=None, log_dir=None, member_logits=seen))
         assert "train" not in seen.asked  # never a prediction on an image a member trained on
         return net.combiner.coef.clone(), report
 
@@ -226,10 +227,10 @@ def test_stacking_fits_only_on_held_out_validation_predictions():
 
 
 def test_the_stack_rule_is_its_linear_model():
-    from archfuse.ensembles.stack import Stack, linear_stack, member_features
+    from archfuse.ensembles.stack import linear_stack, member_features
 
     val, y = noisy_members(n=300, qualities=(2.0, 1.0, 0.5))
-    strategy = Stack(estimator=sklearn_logreg(), size=3)
+    strategy = plugin("ensemble", "stack", estimator=sklearn_logreg(), size=3)
     net = strategy.build([nn.Identity()] * 3, 5)
     assert same_prediction(net.combiner(val), member_features(val).view(300, 3, 5).mean(1))  # before fitting
     learner = sklearn_logreg().fit(member_features(val).numpy(), y.numpy())
@@ -248,9 +249,9 @@ def test_a_non_linear_meta_learner_is_refused():
 
     with pytest.raises(ConfigError, match="ensemble.estimator: RandomForestClassifier is not a linear classifier.*"
                                           "not supported for saving"):
-        Stack(estimator=RandomForestClassifier())
+        plugin("ensemble", "stack", estimator=RandomForestClassifier())
     with pytest.raises(ConfigError, match="ensemble.holdout: must be a share"):
-        Stack(estimator=sklearn_logreg(), holdout=1.0)
+        plugin("ensemble", "stack", estimator=sklearn_logreg(), holdout=1.0)
 
 
 # -- cascade ---------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_the_cascade_network_runs_only_the_open_samples_and_agrees_with_its_rule
             return super().forward(x) * 3
 
     members = [Counting(6, 4), Counting(6, 4)]
-    net = Cascade(size=2).build(members, 4).eval()
+    net = plugin("ensemble", "cascade", size=2).build(members, 4).eval()
     net.combiner.thresholds.fill_(0.6)
     x = torch.randn(64, 6)
     with torch.no_grad():
@@ -311,9 +312,9 @@ def test_cascade_fit_orders_by_cost_and_meets_its_target():
         def split_tensors(split):
             return torch.randn(10, 4), torch.zeros(10, dtype=torch.long)
 
-    data = CombinerData(module=None, datamodule=Data(), log_dir=None,
+    data = CombinerData(data=Data(), log_dir=None,
                         member_logits=lambda split: (val, y))
-    strategy = Cascade(size=2)
+    strategy = plugin("ensemble", "cascade", size=2)
     net = strategy.build([Fixed(64), Fixed(8)], 5)  # member 1 is the cheaper: it goes first
     report = strategy.fit(net, data)["fitted"]
     assert report["order"] == [1, 0] and report["macs"] == [256, 32]
@@ -321,14 +322,14 @@ def test_cascade_fit_orders_by_cost_and_meets_its_target():
     assert sum(report["val_stage_shares"]) == pytest.approx(1.0)
     assert 32 <= report["val_expected_macs"] <= 32 + 256
     assert report["test_latency_ms_per_sample"] > 0
-    budget = Cascade(target="max_cost", max_macs=100, size=2)
+    budget = plugin("ensemble", "cascade", target="max_cost", max_macs=100, size=2)
     net = budget.build([Fixed(64), Fixed(8)], 5)
     assert budget.fit(net, data)["fitted"]["val_expected_macs"] <= 100
     with pytest.raises(ConfigError, match="ensemble.max_macs: 10 MACs per sample cannot be met: the cheapest "
                                           "member alone costs 32"):
-        Cascade(target="max_cost", max_macs=10, size=2).check(net, data.datamodule)
+        plugin("ensemble", "cascade", target="max_cost", max_macs=10, size=2).check(net, data.data)
     with pytest.raises(ConfigError, match="ensemble.max_macs: target max_cost needs the budget"):
-        Cascade(target="max_cost")
+        plugin("ensemble", "cascade", target="max_cost")
 
 
 # -- concat ----------------------------------------------------------------------------------------
@@ -340,7 +341,7 @@ def test_concat_fuses_the_penultimate_features_with_a_new_head():
     torch.manual_seed(0)
     a, b = Seed001(), Seed003()
     keys = (set(a.state_dict()), set(b.state_dict()))
-    net = Concat(size=2).build([a, b], 10)
+    net = plugin("ensemble", "concat", size=2).build([a, b], 10)
     assert net.head.in_features == 320 + 128
     x = torch.randn(5, 1, 28, 28)
     features, logits = net.features_and_logits(x)
@@ -349,7 +350,7 @@ def test_concat_fuses_the_penultimate_features_with_a_new_head():
     assert net(x).shape == (5, 10)
     assert (set(a.state_dict()), set(b.state_dict())) == keys  # the members' own keys are unchanged
     # freeze_members: the head's loss does not reach the members; their own losses do.
-    loss, _ = Concat(freeze_members=True, size=2).training_loss(net, (x, torch.arange(5)), nn.CrossEntropyLoss())
+    loss, _ = plugin("ensemble", "concat", freeze_members=True, size=2).training_loss(net, (x, torch.arange(5)), nn.CrossEntropyLoss())
     loss.backward()
     own = nn.functional.cross_entropy(a(x), torch.arange(5))
     a_grad = a.classifier[-1].weight.grad.clone()

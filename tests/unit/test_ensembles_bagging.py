@@ -9,6 +9,7 @@ from archfuse.ensembles.base import CombinerData
 from archfuse.errors import ConfigError
 
 from test_ensembles import SplitsSeen, noisy_members, sklearn_logreg
+from conftest import plugin
 
 
 def test_bootstrap_counts_and_shards():
@@ -30,7 +31,7 @@ def test_bagging_members_learn_only_from_their_own_samples():
     from archfuse.ensembles.bagging import Bagging, sample_weights
 
     torch.manual_seed(0)
-    strategy = Bagging(sampling="shards", size=2)
+    strategy = plugin("ensemble", "bagging", sampling="shards", size=2)
     net = strategy.build([nn.Linear(3, 4), nn.Linear(3, 4)], 4)
     x, y, index = torch.randn(64, 3), torch.randint(0, 4, (64,)), torch.arange(64)
     loss, _ = strategy.training_loss(net, (x, y, index), nn.CrossEntropyLoss())
@@ -41,7 +42,7 @@ def test_bagging_members_learn_only_from_their_own_samples():
     nn.functional.cross_entropy(net0(x[~outside]), y[~outside]).backward()
     assert torch.allclose(net.members[0].weight.grad, net0.weight.grad, atol=1e-6)
     with pytest.raises(ConfigError, match="ensemble.sampling: unknown sampling 'jackknife'"):
-        Bagging(sampling="jackknife")
+        plugin("ensemble", "bagging", sampling="jackknife")
 
 
 def test_bagging_stacked_fits_its_meta_learner_on_held_out_validation():
@@ -52,19 +53,19 @@ def test_bagging_stacked_fits_its_meta_learner_on_held_out_validation():
     from archfuse.ensembles.bagging import Bagging
     from archfuse.ensembles.stack import mean_stack_tensors
 
-    strategy = Bagging(sampling="shards", combine="stack", estimator=sklearn_logreg(), holdout=0.5, size=2)
+    strategy = plugin("ensemble", "bagging", sampling="shards", combine="stack", estimator=sklearn_logreg(), holdout=0.5, size=2)
     net = strategy.build([nn.Identity(), nn.Identity()], 5)
     assert torch.equal(net.combiner.coef, mean_stack_tensors(2, 5)["coef"])  # before fitting: the mean
     val, y = noisy_members(n=400, qualities=(2.5, 0.5), seed=3)
     seen = SplitsSeen({"val": (val, y), "test": noisy_members(n=200, qualities=(2.5, 0.5), seed=4)})
-    datamodule = SimpleNamespace(setup=lambda: None, _split={"train": (None, torch.arange(300))})
-    report = strategy.fit(net, CombinerData(module=None, datamodule=datamodule, log_dir=None, member_logits=seen))
+    datamodule = SimpleNamespace(sample_indices=lambda split: torch.arange(300))
+    report = strategy.fit(net, CombinerData(data=datamodule, log_dir=None, member_logits=seen))
     assert "train" not in seen.asked
     fitted = report["fitted"]
     assert fitted["fit_samples"] == 200
     assert fitted["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
     assert net.combiner.coef[:, :5].abs().sum() > net.combiner.coef[:, 5:].abs().sum()  # trusts the better one
     with pytest.raises(ConfigError, match="ensemble.estimator: RandomForestClassifier is not a linear classifier"):
-        Bagging(combine="stack", estimator=RandomForestClassifier())
+        plugin("ensemble", "bagging", combine="stack", estimator=RandomForestClassifier())
     with pytest.raises(ConfigError, match="ensemble.combine: unknown combination 'median'; choose probs"):
-        Bagging(combine="median")
+        plugin("ensemble", "bagging", combine="median")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from archfuse.ensembles.mean import Mean
+from conftest import plugin
 
 
 # -- fused members ---------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ def test_fused_members_compute_what_the_loop_computes(i):
             if isinstance(mod, nn.BatchNorm2d):
                 mod.running_mean.normal_()
                 mod.running_var.uniform_(0.5, 2.0)
-    net = Mean(size=3).build(members, 10).eval()
+    net = plugin("ensemble", "mean", size=3).build(members, 10).eval()
     keys = list(net.state_dict())
     x = torch.randn(1, 1, 28, 28)
     with torch.no_grad():
@@ -53,6 +53,6 @@ def test_members_that_differ_are_not_fused():
 
     assert fuse([Seed001(), Seed003()]) is None
     assert fuse([Seed003()]) is None
-    net = Mean(size=2).build([Seed001(), Seed003()], 10).eval()
+    net = plugin("ensemble", "mean", size=2).build([Seed001(), Seed003()], 10).eval()
     with torch.no_grad():
         assert net.member_logits(torch.randn(1, 1, 28, 28)).shape == (2, 1, 10)

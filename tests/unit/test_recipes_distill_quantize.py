@@ -12,14 +12,13 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import REPO, cli_env, compose_train, data_module
+from conftest import REPO, cli_env, compose_train, data_module, plugin
 
-from archfuse.build import build_module, build_run, module_from_checkpoint
+from archfuse.build import build_module, build_run, module_from_checkpoint, run_context
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit
-from archfuse.recipes.distill import Distill
-from archfuse.recipes.quantize import Int8Net, Quantize
-from archfuse.run.evaluation import accuracy
+from archfuse.evaluation import split_metrics
+from archfuse.recipes.quantize import Int8Net
 from archfuse.run.fit import save_final
 
 SHAPE = (1, 28, 28)
@@ -53,10 +52,11 @@ def test_the_distillation_loss_uses_the_teacher(tmp_path):
     for alpha in (0.0, 0.5, 1.0):
         module = build_module(config(tmp_path, "recipe=distill", f"recipe.distill.teacher={teacher_path}",
                                      f"recipe.distill.alpha={alpha}", "recipe.distill.temperature=2.0"), SHAPE, 10)
+        module.recipe.setup(run_context(module, dm))
         module.recipe.check(module.net, dm)
         logits = module.net(x)
         base = F.cross_entropy(logits, y)
-        loss, terms = module.recipe.total_loss(base, logits, (x, y), module)
+        loss, terms = module.recipe.total_loss(base, logits, (x, y), module.net)
         teacher = module.recipe.steps["distill"].teacher
         soft = F.kl_div(F.log_softmax(logits / 2, -1), F.softmax(teacher(x) / 2, -1), reduction="batchmean") * 4
         assert float(loss) == pytest.approx(float((1 - alpha) * base + alpha * soft), rel=1e-5)
@@ -68,9 +68,10 @@ def test_the_distillation_loss_uses_the_teacher(tmp_path):
     assert len(set(losses.values())) == 3
     # A student equal to its teacher learns nothing from it: the soft term is zero.
     student = build_module(config(tmp_path, "recipe=distill", f"recipe.distill.teacher={teacher_path}"), SHAPE, 10)
+    student.recipe.setup(run_context(student, dm))
     student.recipe.check(student.net, dm)
     student.net.load_state_dict(student.recipe.steps["distill"].teacher.state_dict())
-    _, terms = student.recipe.total_loss(torch.tensor(0.0), student.net(x), (x, y), student)
+    _, terms = student.recipe.total_loss(torch.tensor(0.0), student.net(x), (x, y), student.net)
     assert float(terms["distill_kd"]) == pytest.approx(0.0, abs=1e-6)
     # The teacher is the recipe's, not the module's: not trained, not saved, not costed.
     assert not any(k.startswith("recipe") for k in student.state_dict())
@@ -94,24 +95,28 @@ def test_teacher_outputs_are_computed_once_per_sample_without_augmentation(tmp_p
     assert sum(seen) == expected_calls * parts.datamodule.split_size("train")
 
 
+def check_teacher(tmp_path: Path, teacher: Path) -> None:
+    parts = build_run(config(tmp_path, "recipe=distill", f"recipe.distill.teacher={teacher}"))
+    parts.module.recipe.check(parts.module.net, parts.datamodule)
+
+
 def test_bad_teachers_are_clear_errors(tmp_path):
-    dm = data_module("digits")
     with pytest.raises(ConfigError, match="recipe.distill.teacher: .*missing.ckpt does not exist"):
-        Distill(teacher=str(tmp_path / "missing.ckpt")).check(nn.Identity(), dm)
+        check_teacher(tmp_path, tmp_path / "missing.ckpt")
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="recipe.distill.teacher: .*is not a readable checkpoint"):
-        Distill(teacher=str(damaged)).check(nn.Identity(), dm)
+        check_teacher(tmp_path, damaged)
     small = saved_model(tmp_path, "small", (1, 16, 16))
     with pytest.raises(ConfigError, match="recipe.distill.teacher: .*trained on 1x16x16 inputs with 10 classes, "
                                           "but this run's data gives 1x28x28"):
-        Distill(teacher=str(small)).check(nn.Identity(), dm)
+        check_teacher(tmp_path, small)
     with pytest.raises(ConfigError, match="recipe.distill.teacher: give the teacher"):
-        Distill()
+        plugin("recipe", "distill")
     with pytest.raises(ConfigError, match="recipe.distill.teacher_model: no model config 'nope'"):
-        Distill(teacher_model="nope")
+        plugin("recipe", "distill", teacher_model="nope")
     with pytest.raises(ConfigError, match=r"recipe.distill.alpha: must be a number >= 0 and <= 1, got 1.5"):
-        Distill(teacher_model="mlp", alpha=1.5)
+        plugin("recipe", "distill", teacher_model="mlp", alpha=1.5)
 
 
 # -- quantize ----------------------------------------------------------------------------------
@@ -122,9 +127,11 @@ def quantized(tmp_path: Path, mode: str = "static", model: tuple[str, ...] = ("m
     module, dm = parts.module, parts.datamodule
     module.recipe.check(module.net, dm)
     fp32 = {name: p.detach().clone() for name, p in module.net.named_parameters()}
-    step = AfterFit(module=module, datamodule=dm, log_dir=tmp_path, fine_tune=None, evaluate=None)
+    step = AfterFit(net=module.net, data=dm, run=run_context(module, dm), log_dir=tmp_path, fine_tune=None,
+                    evaluate=None)
     (name, recipe), = module.recipe.named_after_fit_steps()
     report = recipe.after_fit(step)
+    module.net = step.net
     return module, dm, fp32, report
 
 
@@ -161,7 +168,7 @@ def test_the_int8_network_reloads_from_its_checkpoint_to_the_same_outputs(tmp_pa
     x, _ = dm.split_tensors("test")
     with torch.no_grad():
         assert torch.equal(module.net(x), again.net(x))
-    assert accuracy(again.net, dm, "test") == accuracy(module.net, dm, "test")
+    assert split_metrics(again.net, dm, "test") == split_metrics(module.net, dm, "test")
 
 
 def test_quantize_refuses_what_it_cannot_run(tmp_path):
@@ -175,15 +182,15 @@ def test_quantize_refuses_what_it_cannot_run(tmp_path):
 
     dm = data_module("digits")
     with pytest.raises(ConfigError, match="recipe.quantize: Branchy cannot be exported for int8"):
-        Quantize().check(Branchy(), dm)
+        plugin("recipe", "quantize").check(Branchy(), dm)
     with pytest.raises(ConfigError, match="recipe.quantize.mode: mode=dynamic quantizes Linear layers only and "
                                           "Sequential has none"):
-        Quantize(mode="dynamic").check(nn.Sequential(nn.Conv2d(1, 10, 28), nn.Flatten()), dm)
+        plugin("recipe", "quantize", mode="dynamic").check(nn.Sequential(nn.Conv2d(1, 10, 28), nn.Flatten()), dm)
     with pytest.raises(ConfigError, match="recipe.quantize.mode: unknown mode 'int4'; choose one of dynamic, "
                                           "static, qat"):
-        Quantize(mode="int4")
+        plugin("recipe", "quantize", mode="int4")
     with pytest.raises(ConfigError, match="recipe.quantize.calibration_batches: must be an integer >= 1"):
-        Quantize(calibration_batches=0)
+        plugin("recipe", "quantize", calibration_batches=0)
 
 
 SCRIPT = """
