@@ -11,9 +11,10 @@ from typing import Any
 
 from torch import nn
 
+from archfuse.checks import check_count
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import blocks, check_count, feature_sequential, remove_block
+from archfuse.recipes.surgery import blocks, feature_sequential, remove_block
 
 KEY = "recipe.cut"
 

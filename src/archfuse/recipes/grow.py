@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_count
 from archfuse.errors import ConfigError
 from archfuse.models.activations import make_activation
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import block_out_channels, blocks, check_count, feature_sequential
+from archfuse.recipes.surgery import block_out_channels, blocks, feature_sequential
 from archfuse.run.evaluation import net_device
 
 KEY = "recipe.grow"

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_count
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import (blocks, check_count, feature_sequential, get_module, remove_block,
-                                      set_module)
+from archfuse.recipes.surgery import blocks, feature_sequential, get_module, remove_block, set_module
 from archfuse.run.evaluation import net_device
 
 KEY = "recipe.merge"

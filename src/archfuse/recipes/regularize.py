@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_fraction
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
-from archfuse.recipes.surgery import check_fraction
 
 KEY = "recipe.regularize"
 
