@@ -14,6 +14,7 @@ from lightning.pytorch import seed_everything
 from torch import nn
 
 from archfuse.checkpoint import RECORD_KEY, read_checkpoint
+from archfuse.checks import check_count
 from archfuse.context import RunContext
 from archfuse.data.datamodule import TensorDataModule
 from archfuse.ensembles.base import Ensemble, MemberSpec
@@ -132,10 +133,7 @@ def build_network(config: dict[str, Any], input_shape: tuple[int, ...], num_clas
 
 def run_seed(config: dict[str, Any]) -> int:
     """The run's seed (conf/train.yaml): it draws the initial weights, batch order and augmentation."""
-    seed = config.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    return seed
+    return check_count("seed", config.get("seed"), 0)
 
 
 def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from archfuse.errors import ConfigError
+from archfuse.checks import check_number, check_positive, must_be
 
 
 class ResumeCheckpoint(Callback):
@@ -26,10 +26,8 @@ class ResumeCheckpoint(Callback):
 
     def __init__(self, dirpath: str, *, every_n_epochs: int, every_seconds: float):
         key = "callbacks.resume_checkpoint"
-        if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
-            raise ConfigError(f"{key}.every_n_epochs", f"must be a positive integer, got {every_n_epochs!r}")
-        if not isinstance(every_seconds, int | float) or isinstance(every_seconds, bool) or every_seconds < 0:
-            raise ConfigError(f"{key}.every_seconds", f"must be a number of seconds >= 0, got {every_seconds!r}")
+        check_positive(f"{key}.every_n_epochs", every_n_epochs)
+        check_number(f"{key}.every_seconds", every_seconds, 0, what="a number of seconds >= 0")
         self.path = Path(dirpath) / self.FILENAME
         self.every_n_epochs, self.every_seconds = every_n_epochs, float(every_seconds)
         self._saved_step, self._saved_epoch, self._saved_at = -1, -1, 0.0
@@ -65,7 +63,7 @@ class BestCheckpoint(ModelCheckpoint):
 
     def __init__(self, *, ties: str, **kwargs: Any):
         if ties not in ("later", "earlier"):
-            raise ConfigError("callbacks.model_checkpoint.ties", f"must be later or earlier, got {ties!r}")
+            raise must_be("callbacks.model_checkpoint.ties", "later or earlier", ties)
         super().__init__(**kwargs)
         self.ties = ties
 

@@ -6,6 +6,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from archfuse.checks import check_file
 from archfuse.errors import ConfigError
 from archfuse.files import write_atomic
 
@@ -15,9 +16,7 @@ RECORD_KEY = "archfuse"
 
 def read_checkpoint(path: str | Path, key: str) -> dict[str, Any]:
     """Load an archfuse checkpoint with ``weights_only=True``; ``key`` names the config key it came from."""
-    p = Path(str(path)).expanduser()
-    if not p.is_file():
-        raise ConfigError(key, f"{p} does not exist; give the path of a .ckpt file from a run's checkpoints/ folder")
+    p = check_file(key, path, "give the path of a .ckpt file from a run's checkpoints/ folder")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a damaged file

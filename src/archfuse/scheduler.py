@@ -10,17 +10,15 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from archfuse.errors import ConfigError
+from archfuse.checks import check_count, check_number
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_epochs: int, final_lr_ratio: float,
                   fit_epochs: int) -> LambdaLR:
     """Per epoch: a linear warm-up over ``warmup_epochs`` to the optimizer's learning rate, then a
     cosine decay that reaches ``final_lr_ratio`` of it just after the last epoch."""
-    if not isinstance(warmup_epochs, int) or isinstance(warmup_epochs, bool) or warmup_epochs < 0:
-        raise ConfigError("scheduler.warmup_epochs", f"must be an integer >= 0, got {warmup_epochs!r}")
-    if not isinstance(final_lr_ratio, int | float) or not 0.0 <= final_lr_ratio <= 1.0:
-        raise ConfigError("scheduler.final_lr_ratio", f"must be a number in [0, 1], got {final_lr_ratio!r}")
+    check_count("scheduler.warmup_epochs", warmup_epochs, 0)
+    check_number("scheduler.final_lr_ratio", final_lr_ratio, 0.0, 1.0)
     decay_epochs = max(1, fit_epochs - warmup_epochs)
 
     def factor(epoch: int) -> float:

@@ -8,6 +8,7 @@ from lightning.pytorch import Trainer
 
 from archfuse.build import Parts, build_run
 from archfuse.checkpoint import RECORD_KEY, read_checkpoint
+from archfuse.checks import check_count, check_positive
 from archfuse.errors import ConfigError
 from archfuse.instantiate import locate
 from archfuse.models import DATA_SHAPE_ARGS
@@ -19,12 +20,6 @@ from archfuse.trainer import build_trainer, lightning_silenced
 # The run's own nodes: their keys, each a non-negative integer (the values live in conf/train.yaml).
 RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup")}
 ARCHFUSE_TRAINER_KEYS = ("num_threads",)
-
-
-def _check_int(key: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        word = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(key, f"must be {word}, got {value!r}")
 
 
 def check_keys(config: dict[str, Any]) -> None:
@@ -41,14 +36,14 @@ def check_keys(config: dict[str, Any]) -> None:
     trainer = {k: v for k, v in config["trainer"].items() if k not in ARCHFUSE_TRAINER_KEYS}
     check_options(trainer, Trainer, "trainer", given_by_code=("callbacks", "logger"))
     if config["trainer"].get("num_threads") is not None:
-        _check_int("trainer.num_threads", config["trainer"]["num_threads"], 1)
-    _check_int("trainer.max_epochs", config["trainer"].get("max_epochs", 1), 1)
+        check_positive("trainer.num_threads", config["trainer"]["num_threads"])
+    check_positive("trainer.max_epochs", config["trainer"].get("max_epochs", 1))
     for node, keys in RUN_NODES.items():
         for key, value in (config.get(node) or {}).items():
             if key not in keys:
                 raise ConfigError(f"{node}.{key}", f"unknown key; {node} accepts: {', '.join(keys)}")
-            _check_int(f"{node}.{key}", value, 0)
-    _check_int("seeds", config.get("seeds", 1), 1)
+            check_count(f"{node}.{key}", value, 0)
+    check_positive("seeds", config.get("seeds", 1))
     if config.get("seeds", 1) > 1 and config.get("ckpt_path"):
         raise ConfigError("seeds", "repeats over seeds start from scratch; a fixed ckpt_path cannot be combined "
                           "with seeds > 1: drop ckpt_path, or resume a single run")
@@ -58,7 +53,7 @@ def check_keys(config: dict[str, Any]) -> None:
     if folds and config.get("ckpt_path"):
         raise ConfigError("ckpt_path", "resuming is not supported together with cv.folds; resume a single run")
     for name in ("batch_size", "repeats"):
-        _check_int(f"cost.{name}", (config.get("cost") or {}).get(name, 1), 1)
+        check_positive(f"cost.{name}", (config.get("cost") or {}).get(name, 1))
     check_objective(config)
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from archfuse.checks import check_choice, is_number
 from archfuse.errors import ConfigError
 
 KINDS = ("none", "shift", "affine")
@@ -30,16 +31,14 @@ class BatchAugment:
     shear: float
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError("data.augment", f"unknown augmentation {self.kind!r}; choose one of {', '.join(KINDS)}")
+        check_choice("data.augment", self.kind, KINDS, what="augmentation")
         limits = {"shift": (0.0, 0.5, "of the image side, below half the image"),
                   "rotation": (0.0, 180.0, "degrees, at most 180"),
                   "scale": (0.0, 1.0, "as a fraction, below 1 (a factor in [1 - scale, 1 + scale])"),
                   "shear": (0.0, 60.0, "degrees, at most 60")}
         for name, (low, high, what) in limits.items():
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high \
-                    or (name in ("shift", "scale") and value >= high):
+            if not is_number(value, low, high, high_open=name in ("shift", "scale")):
                 raise ConfigError(f"data.{name}", f"must be a number >= {low:g}, {what}; got {value!r}")
 
     @property

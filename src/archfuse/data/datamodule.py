@@ -10,8 +10,14 @@ from torch.utils.data import DataLoader
 
 from archfuse.data.augment import BatchAugment
 from archfuse.data.batches import IndexBatchSampler, TensorBatches
+from archfuse.checks import check_count, check_number, check_positive
 from archfuse.errors import ConfigError
 from archfuse.randomness import epoch_seed, fit_epoch
+
+
+def check_share(key: str, value: float) -> None:
+    """A share of the images: a number strictly between 0 and 1."""
+    check_number(key, value, 0.0, 1.0, low_open=True, high_open=True, what="between 0 and 1 (exclusive)")
 
 
 @dataclass
@@ -42,14 +48,10 @@ class TensorDataModule(LightningDataModule):
     def __init__(self, *, batch_size: int, num_workers: int, val_fraction: float, train_subset: int | None,
                  seed: int, augment: str, shift: float, rotation: float, scale: float, shear: float):
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ConfigError("data.batch_size", f"must be a positive integer, got {batch_size!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError("data.num_workers", f"must be an integer >= 0, got {num_workers!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError("data.val_fraction", f"must be between 0 and 1 (exclusive), got {val_fraction}")
-        if train_subset is not None and (not isinstance(train_subset, int) or train_subset <= 0):
-            raise ConfigError("data.train_subset", f"must be a positive integer or null, got {train_subset!r}")
+        check_positive("data.batch_size", batch_size)
+        check_count("data.num_workers", num_workers, 0)
+        check_share("data.val_fraction", val_fraction)
+        check_positive("data.train_subset", train_subset, what="a positive integer or null", none_ok=True)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.train_subset, self.seed = val_fraction, train_subset, seed
         self.augment = BatchAugment(augment, shift, rotation, scale, shear)

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from archfuse.data.datamodule import Arrays, TensorDataModule
+from archfuse.checks import check_count
+from archfuse.data.datamodule import Arrays, TensorDataModule, check_share
 from archfuse.errors import ConfigError
 
 
@@ -20,16 +21,14 @@ class DigitsDataModule(TensorDataModule):
 
     def __init__(self, *, test_fraction: float, image_size: int, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < test_fraction < 1.0:
-            raise ConfigError("data.test_fraction", f"must be between 0 and 1 (exclusive), got {test_fraction}")
+        check_share("data.test_fraction", test_fraction)
         if self.val_fraction + test_fraction >= 1.0:
             raise ConfigError(
                 "data.val_fraction",
                 f"val_fraction ({self.val_fraction}) + test_fraction ({test_fraction}) must be below 1 "
                 "so that training images remain",
             )
-        if not isinstance(image_size, int) or image_size < 8:
-            raise ConfigError("data.image_size", f"must be an integer >= 8, got {image_size!r}")
+        check_count("data.image_size", image_size, 8)
         self.test_fraction = test_fraction
         self.input_size = (image_size, image_size)
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_number, is_int
 from archfuse.context import DataView
 from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.members import MemberEnsemble, accuracy_of
@@ -100,11 +101,10 @@ class Cascade(MemberEnsemble):
         super().__init__(**choice)
         if target not in TARGETS:
             raise ConfigError("ensemble.target", f"unknown target {target!r}; choose accuracy_of_last or max_cost")
-        if target == "max_cost" and (not isinstance(max_macs, int) or max_macs <= 0):
+        if target == "max_cost" and not is_int(max_macs, 1):
             raise ConfigError("ensemble.max_macs", f"target max_cost needs the budget: MACs per sample, a positive "
                               f"integer, got {max_macs!r}")
-        if not isinstance(tolerance, int | float) or not 0 <= tolerance < 1:
-            raise ConfigError("ensemble.tolerance", f"must be an accuracy in [0, 1), got {tolerance!r}")
+        check_number("ensemble.tolerance", tolerance, 0.0, 1.0, high_open=True, what="an accuracy in [0, 1)")
         self.target, self.tolerance, self.max_macs = target, float(tolerance), max_macs
 
     def combiner_tensors(self, k: int, num_classes: int) -> dict[str, Tensor]:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_number
 from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.members import MemberEnsemble
 from archfuse.errors import ConfigError
@@ -67,8 +68,7 @@ class ConcatNet(EnsembleNet):
 class Concat(MemberEnsemble):
     def __init__(self, *, freeze_members: bool, head_l2: float, **choice: Any):
         super().__init__(**choice)
-        if not isinstance(head_l2, int | float) or head_l2 < 0:
-            raise ConfigError("ensemble.head_l2", f"must be a number >= 0, got {head_l2!r}")
+        check_number("ensemble.head_l2", head_l2, 0.0)
         self.freeze_members, self.head_l2 = bool(freeze_members), float(head_l2)
 
     def build(self, members: list[nn.Module], num_classes: int) -> nn.Module:

@@ -9,9 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_positive, is_number, must_be
 from archfuse.ensembles.base import CombinerData, Ensemble, MemberSpec
 from archfuse.errors import ConfigError
 from archfuse.models.build import model_config_names, named_model_config
+
+
+SIZE = "a positive integer (the number of members)"
 
 
 def model_config(name: str, key: str) -> dict[str, Any]:
@@ -48,17 +52,15 @@ def choose_members(model: dict[str, Any], seed: int | None, size: int, members: 
     if members:
         return [MemberSpec(model=member_model(m, f"ensemble.members[{i}]"), seed=base + i,
                            key=f"ensemble.members[{i}]") for i, m in enumerate(members)]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ConfigError("ensemble.size", f"must be a positive integer (the number of members), got {size!r}")
+    check_positive("ensemble.size", size, what=SIZE)
     return [MemberSpec(model=model, seed=base + i, key="model") for i in range(size)]
 
 
 def check_weights(weights: list | None, key: str = "ensemble.weights") -> None:
     if weights is None:
         return
-    if not isinstance(weights, list | tuple) or not weights or any(
-            not isinstance(w, int | float) or isinstance(w, bool) or w < 0 for w in weights):
-        raise ConfigError(key, f"must be a list of non-negative numbers, one per member, got {weights!r}")
+    if not isinstance(weights, list | tuple) or not weights or not all(is_number(w, 0.0) for w in weights):
+        raise must_be(key, "a list of non-negative numbers, one per member", weights)
     if sum(weights) <= 0:
         raise ConfigError(key, f"must not all be zero, got {list(weights)}")
 
@@ -106,8 +108,8 @@ class MemberEnsemble(Ensemble):
             from archfuse.sweep.top_trials import top_checkpoints
 
             checkpoints = top_checkpoints(from_sweep, top_k)
-        if not checkpoints and not members and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise ConfigError("ensemble.size", f"must be a positive integer (the number of members), got {size!r}")
+        if not checkpoints and not members:
+            check_positive("ensemble.size", size, what=SIZE)
         self.size, self.members, self.checkpoints = size, list(members or []), list(checkpoints or [])
 
     def member_specs(self, model: dict[str, Any], seed: int | None) -> list[MemberSpec]:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_number, is_int, must_be
 from archfuse.ensembles.base import CombinerData
 from archfuse.ensembles.members import MemberEnsemble, accuracy_of
 from archfuse.errors import ConfigError
@@ -72,10 +73,8 @@ def linear_estimator(estimator: Any) -> Any:
 
 
 def check_holdout(holdout: Any) -> float:
-    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0.0 < holdout < 1.0:
-        raise ConfigError("ensemble.holdout", f"must be a share of the validation split between 0 and 1 "
-                          f"(exclusive), got {holdout!r}")
-    return float(holdout)
+    return float(check_number("ensemble.holdout", holdout, 0.0, 1.0, low_open=True, high_open=True,
+                              what="a share of the validation split between 0 and 1 (exclusive)"))
 
 
 def mean_stack_tensors(k: int, num_classes: int) -> dict[str, Tensor]:
@@ -107,9 +106,9 @@ class Stack(MemberEnsemble):
 
     def __init__(self, *, estimator: Any, holdout: float, oof_folds: int, seed: int, **choice: Any):
         super().__init__(**choice)
-        if not isinstance(oof_folds, int) or isinstance(oof_folds, bool) or oof_folds < 0 or oof_folds == 1:
-            raise ConfigError("ensemble.oof_folds", f"must be 0 (fit on a held-out share of validation) or at "
-                              f"least 2 folds, got {oof_folds!r}")
+        if not is_int(oof_folds, 0) or oof_folds == 1:
+            raise must_be("ensemble.oof_folds", "0 (fit on a held-out share of validation) or at least 2 folds",
+                          oof_folds)
         if oof_folds and self.checkpoints:
             raise ConfigError("ensemble.oof_folds", "members loaded from checkpoints are not retrained, so they "
                               "have no out-of-fold predictions; use ensemble.holdout with ensemble.checkpoints")

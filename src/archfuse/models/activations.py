@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from archfuse.errors import ConfigError
+from archfuse.checks import check_choice
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -16,6 +16,5 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def make_activation(name: str, key: str = "model.activation") -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ConfigError(key, f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    check_choice(key, name, ACTIVATIONS, what="activation")
     return ACTIVATIONS[name]()

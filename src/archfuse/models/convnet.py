@@ -2,10 +2,10 @@
 
 from torch import Tensor, nn
 
+from archfuse.checks import check_count, check_number, check_positive
 from archfuse.errors import ConfigError
 from archfuse.models.activations import make_activation
 from archfuse.models.mlp import dense_layers
-from archfuse.models.shapes import check_positive
 
 
 class ConvNet(nn.Module):
@@ -30,15 +30,12 @@ class ConvNet(nn.Module):
         head_width: int,
     ):
         super().__init__()
-        check_positive("model.width", width)
-        check_positive("model.depth", depth)
-        check_positive("model.kernel_size", kernel_size)
+        for key, value in (("width", width), ("depth", depth), ("kernel_size", kernel_size)):
+            check_positive(f"model.{key}", value, what="a positive int")
         if kernel_size % 2 == 0:
             raise ConfigError("model.kernel_size", f"must be odd so the padding keeps the size, got {kernel_size}")
-        if not isinstance(head_width, int) or head_width < 0:
-            raise ConfigError("model.head_width", f"must be an integer >= 0, got {head_width!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        check_count("model.head_width", head_width, 0)
+        check_number("model.dropout", dropout, 0.0, 1.0, high_open=True, what="in [0, 1)")
         max_depth = min(input_size).bit_length() - 1  # 2x2 pools that fit before the map is 1 pixel
         if depth > max_depth:
             h, w = input_size

@@ -4,9 +4,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from archfuse.errors import ConfigError
+from archfuse.checks import check_number, check_positive
 from archfuse.models.activations import make_activation
-from archfuse.models.shapes import check_positive
 
 
 def dense_layers(features: int, hidden_sizes: Sequence[int], num_classes: int, activation: str,
@@ -36,9 +35,8 @@ class MLP(nn.Module):
     ):
         super().__init__()
         for i, size in enumerate(hidden_sizes):
-            check_positive(f"model.hidden_sizes[{i}]", size)
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+            check_positive(f"model.hidden_sizes[{i}]", size, what="a positive int")
+        check_number("model.dropout", dropout, 0.0, 1.0, high_open=True, what="in [0, 1)")
         features = in_channels * input_size[0] * input_size[1]
         self.net = nn.Sequential(nn.Flatten(), *dense_layers(features, hidden_sizes, num_classes, activation, dropout))
 

@@ -7,11 +7,6 @@ def conv_out(size: int, kernel: int, padding: int = 0, stride: int = 1) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def check_positive(key: str, value, kind=int) -> None:
-    if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(key, f"must be a positive {kind.__name__}, got {value!r}")
-
-
 def require_min_size(model: str, input_size: tuple[int, int], minimum: int, why: str) -> None:
     if min(input_size) < minimum:
         h, w = input_size

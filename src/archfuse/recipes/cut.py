@@ -11,10 +11,11 @@ from typing import Any
 
 from torch import nn
 
+from archfuse.checks import check_count, is_int
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import blocks, check_count, feature_sequential, remove_block
+from archfuse.recipes.surgery import blocks, feature_sequential, remove_block
 
 KEY = "recipe.cut"
 
@@ -34,7 +35,7 @@ class Cut(SurgeryRecipe):
         if not self.blocks and self.last >= n:
             raise ConfigError(f"{KEY}.last", f"the model has {n} conv blocks; at most {n - 1} can be cut")
         for i in self.blocks:
-            if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+            if not is_int(i) or not -n <= i < n:
                 raise ConfigError(f"{KEY}.blocks", f"block {i!r} does not exist: the model has {n} conv blocks "
                                   f"(0..{n - 1})")
         if len({i % n for i in self.blocks}) >= n:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback
 from torch import Tensor, nn
 
+from archfuse.checks import check_number, check_positive
 from archfuse.context import DataView, RunContext
 from archfuse.errors import ConfigError
 from archfuse.evaluation import net_device, split_metrics
@@ -24,16 +25,6 @@ from archfuse.models.build import build_model, model_config_names, named_model_c
 from archfuse.recipes.base import AfterFit, Recipe
 
 KEY = "recipe.distill"
-
-
-def _number(key: str, value: Any, low: float, high: float | None, low_open: bool) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = ok and (value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        raise ConfigError(f"{KEY}.{key}", f"must be a number {bound}{f' and <= {high:g}' if high is not None else ''}, "
-                          f"got {value!r}")
-    return float(value)
 
 
 def model_node(name: Any) -> dict[str, Any]:
@@ -66,10 +57,9 @@ class Distill(Recipe):
             raise ConfigError(f"{KEY}.teacher", "give the teacher: recipe.distill.teacher=PATH (an archfuse "
                               "checkpoint) or recipe.distill.teacher_model=NAME (a model config trained first), "
                               "exactly one of them")
-        if teacher_epochs is not None and (not isinstance(teacher_epochs, int) or teacher_epochs < 1):
-            raise ConfigError(f"{KEY}.teacher_epochs", f"must be a positive integer or null, got {teacher_epochs!r}")
-        self.temperature = _number("temperature", temperature, 0.0, None, low_open=True)
-        self.alpha = _number("alpha", alpha, 0.0, 1.0, low_open=False)
+        check_positive(f"{KEY}.teacher_epochs", teacher_epochs, what="a positive integer or null", none_ok=True)
+        self.temperature = float(check_number(f"{KEY}.temperature", temperature, 0.0, low_open=True))
+        self.alpha = float(check_number(f"{KEY}.alpha", alpha, 0.0, 1.0, what="a number >= 0 and <= 1"))
         self.base_loss_weight = 1.0 - self.alpha
         self.teacher_path, self.teacher_epochs = teacher, teacher_epochs
         self.teacher_model = model_node(teacher_model) if teacher_model is not None else None

@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_count, is_int
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.evaluation import net_device
 from archfuse.models.activations import make_activation
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import block_out_channels, blocks, check_count, feature_sequential
+from archfuse.recipes.surgery import block_out_channels, blocks, feature_sequential
 
 KEY = "recipe.grow"
 
@@ -51,7 +52,7 @@ class Grow(SurgeryRecipe):
         make_activation(self.activation, f"{KEY}.activation")
         n = len(blocks(feature_sequential(net, KEY)[1]))
         p = self.position
-        if isinstance(p, bool) or not isinstance(p, int) or not -n <= p < n:
+        if not is_int(p) or not -n <= p < n:
             raise ConfigError(f"{KEY}.position", f"there is no block {p!r} to grow after: the model has {n} conv "
                               f"blocks (positions 0..{n - 1}, or -1 for after the last)")
 

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_count
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.evaluation import net_device
 from archfuse.recipes.base import AfterFit, SurgeryRecipe
-from archfuse.recipes.surgery import (blocks, check_count, feature_sequential, get_module, remove_block,
-                                      set_module)
+from archfuse.recipes.surgery import blocks, feature_sequential, get_module, remove_block, set_module
 
 KEY = "recipe.merge"
 

@@ -18,10 +18,10 @@ from lightning.pytorch import Callback
 from torch import nn
 from torch.nn.utils import prune
 
+from archfuse.checks import check_choice, check_count, check_fraction
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
-from archfuse.recipes.surgery import check_choice, check_count, check_fraction
 
 KEY = "recipe.prune"
 

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archfuse.checks import check_choice, check_count, check_fraction
 from archfuse.cost import count_params
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
-from archfuse.recipes.surgery import (apply_shapes, channel_widths, check_choice, check_count, check_fraction,
-                                      classifier_linear, module_shapes)
+from archfuse.recipes.surgery import apply_shapes, channel_widths, classifier_linear, module_shapes
 
 KEY = "recipe.prune_channels"
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor")

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_choice, check_count, check_number
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
@@ -203,13 +204,10 @@ class Quantize(Recipe):
 
     def __init__(self, *, mode: str, calibration_batches: int, fine_tune_epochs: int, lr: float | None,
                  compile: bool):
-        if mode not in MODES:
-            raise ConfigError("recipe.quantize.mode", f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        for key, value, low in (("calibration_batches", calibration_batches, 1), ("fine_tune_epochs", fine_tune_epochs, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"recipe.quantize.{key}", f"must be an integer >= {low}, got {value!r}")
-        if lr is not None and (not isinstance(lr, int | float) or lr <= 0):
-            raise ConfigError("recipe.quantize.lr", f"must be a positive number or null, got {lr!r}")
+        check_choice("recipe.quantize.mode", mode, MODES, what="mode")
+        check_count("recipe.quantize.calibration_batches", calibration_batches, 1)
+        check_count("recipe.quantize.fine_tune_epochs", fine_tune_epochs, 1)
+        check_number("recipe.quantize.lr", lr, 0.0, low_open=True, what="a positive number or null", none_ok=True)
         self.mode, self.calibration_batches = mode, calibration_batches
         self.fine_tune_epochs, self.lr, self.compile = fine_tune_epochs, lr, bool(compile)
 

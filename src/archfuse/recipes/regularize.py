@@ -11,10 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from archfuse.checks import check_fraction, check_number
 from archfuse.context import DataView
 from archfuse.errors import ConfigError
 from archfuse.recipes.base import AfterFit, Recipe
-from archfuse.recipes.surgery import check_fraction
 
 KEY = "recipe.regularize"
 
@@ -40,9 +40,7 @@ class Regularize(Recipe):
 
     def check(self, net: nn.Module, data: DataView) -> None:
         for name in ("l1", "l2", "near_zero"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{KEY}.{name}", f"must be a number >= 0, got {value!r}")
+            check_number(f"{KEY}.{name}", getattr(self, name), 0.0)
         if self.dropout is not None:
             check_fraction(f"{KEY}.dropout", self.dropout)
             if not any(isinstance(m, nn.Dropout) for m in net.modules()):

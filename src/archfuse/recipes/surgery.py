@@ -1,4 +1,4 @@
-"""Helpers the structure recipes share: option checks, finding a CNN's conv blocks and head, replacing
+"""Helpers the structure recipes share: finding a CNN's conv blocks and head, replacing
 modules by name, re-fitting what follows a removed block, and recording / replaying module shapes so a
 changed network reloads from its checkpoint.
 
@@ -14,22 +14,6 @@ from torch import nn
 from archfuse.errors import ConfigError
 
 SHAPE_ATTRS = ("in_channels", "out_channels", "in_features", "out_features", "num_features")
-
-
-# -- option checks ------------------------------------------------------------------------------
-def check_fraction(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ConfigError(key, f"must be a number in [0, 1), got {value!r}")
-
-
-def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
-
-
-def check_count(key: str, value: Any, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
 
 
 # -- finding things -----------------------------------------------------------------------------

@@ -1,8 +1,18 @@
-"""The sweeper's flat keys (conf/hydra/sweeper/optuna.yaml), checked before any trial starts."""
+"""The sweeper's flat keys (conf/hydra/sweeper/optuna.yaml), checked before any trial starts.
 
-from dataclasses import dataclass, field
+The YAML holds every key's default; Hydra hands the sweeper the composed node, and a partial dict (a
+sweeper config of one's own, a test) is completed from the YAML's values."""
+
+import copy
+import functools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from archfuse.checks import check_count, check_number, must_be
+from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 
 KEY = "hydra.sweeper"
@@ -10,29 +20,33 @@ KEY = "hydra.sweeper"
 
 @dataclass
 class Settings:
-    n_trials: int | None = 20
-    sampler: str = "tpe"
-    seed: int | None = None
-    storage: str | None = None
-    study_name: str | None = None
-    pruner: str = "median"
-    n_jobs: int = 1
-    max_failure_rate: float = 0.5
-    heartbeat_interval: int = 10
-    grace_period: int = 60
-    sampler_args: dict[str, Any] = field(default_factory=dict)
-    pruner_args: dict[str, Any] = field(default_factory=dict)
-    constraints: dict[str, float] = field(default_factory=dict)
-    scalarize: float | None = None
-    rerun_repeats: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
+    n_trials: int | None
+    sampler: str
+    seed: int | None
+    storage: str | None
+    study_name: str | None
+    pruner: str
+    n_jobs: int
+    max_failure_rate: float
+    heartbeat_interval: int
+    grace_period: int
+    sampler_args: dict[str, Any]
+    pruner_args: dict[str, Any]
+    constraints: dict[str, float]
+    scalarize: float | None
+    rerun_repeats: bool
+    params: dict[str, Any]
 
 
-def _int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{KEY}.{name}", f"must be an integer >= {minimum}, got {value!r}")
+@functools.cache
+def _yaml_values() -> dict[str, Any]:
+    node = OmegaConf.load(Path(config_dir()) / "hydra" / "sweeper" / "optuna.yaml")
+    return {k: v for k, v in OmegaConf.to_container(node).items() if k != "_target_"}
+
+
+def default_settings() -> dict[str, Any]:
+    """conf/hydra/sweeper/optuna.yaml's values of the sweeper's keys (a fresh copy)."""
+    return copy.deepcopy(_yaml_values())
 
 
 def read_settings(given: dict[str, Any]) -> Settings:
@@ -40,28 +54,23 @@ def read_settings(given: dict[str, Any]) -> Settings:
     for name in given:
         if name not in known and name != "_target_":
             raise ConfigError(f"{KEY}.{name}", f"unknown key; the sweeper accepts: {', '.join(known)}")
-    s = Settings(**{k: v for k, v in given.items() if k in known})
-    _int("n_trials", s.n_trials, 1, allow_none=s.sampler == "grid")
-    _int("n_jobs", s.n_jobs, 1)
-    _int("seed", s.seed, 0, allow_none=True)
-    _int("heartbeat_interval", s.heartbeat_interval, 1)
-    _int("grace_period", s.grace_period, 2)
-    rate = s.max_failure_rate
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-        raise ConfigError(f"{KEY}.max_failure_rate", f"must be a fraction between 0 and 1, got {rate!r}")
+    s = Settings(**{**default_settings(), **{k: v for k, v in given.items() if k in known}})
+    check_count(f"{KEY}.n_trials", s.n_trials, 1, none_ok=s.sampler == "grid")
+    check_count(f"{KEY}.n_jobs", s.n_jobs, 1)
+    check_count(f"{KEY}.seed", s.seed, 0, none_ok=True)
+    check_count(f"{KEY}.heartbeat_interval", s.heartbeat_interval, 1)
+    check_count(f"{KEY}.grace_period", s.grace_period, 2)
+    check_number(f"{KEY}.max_failure_rate", s.max_failure_rate, 0, 1, what="a fraction between 0 and 1")
     if s.study_name is not None and (not isinstance(s.study_name, str) or not s.study_name.strip()
                                      or "/" in s.study_name):
-        raise ConfigError(f"{KEY}.study_name", f"must be a name without '/', got {s.study_name!r}")
+        raise must_be(f"{KEY}.study_name", "a name without '/'", s.study_name)
     if not isinstance(s.rerun_repeats, bool):
-        raise ConfigError(f"{KEY}.rerun_repeats", f"must be true or false, got {s.rerun_repeats!r}")
+        raise must_be(f"{KEY}.rerun_repeats", "true or false", s.rerun_repeats)
     for name in ("sampler_args", "pruner_args", "constraints"):
         if not isinstance(getattr(s, name) or {}, dict):
-            raise ConfigError(f"{KEY}.{name}", f"must be a mapping, got {getattr(s, name)!r}")
-    if s.scalarize is not None and (isinstance(s.scalarize, bool) or not isinstance(s.scalarize, int | float)
-                                    or s.scalarize < 0):
-        raise ConfigError(f"{KEY}.scalarize", f"must be a weight >= 0 (lambda of metric - lambda * cost), "
-                          f"got {s.scalarize!r}")
+            raise must_be(f"{KEY}.{name}", "a mapping", getattr(s, name))
+    check_number(f"{KEY}.scalarize", s.scalarize, 0, what="a weight >= 0 (lambda of metric - lambda * cost)",
+                 none_ok=True)
     for metric, limit in (s.constraints or {}).items():
-        if isinstance(limit, bool) or not isinstance(limit, int | float):
-            raise ConfigError(f"{KEY}.constraints.{metric}", f"must be an upper bound (a number), got {limit!r}")
+        check_number(f"{KEY}.constraints.{metric}", limit, what="an upper bound (a number)")
     return s

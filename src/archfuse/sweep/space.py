@@ -15,6 +15,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from archfuse.checks import is_number
 from archfuse.errors import ConfigError
 
 PARAMS_KEY = "hydra.sweeper.params"
@@ -74,7 +75,7 @@ def format_value(value: Any) -> str:
 
 
 def _number(key: str, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise ConfigError(key, f"bounds must be finite numbers, got {value!r}")
     return value
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from archfuse.checks import check_positive
 from archfuse.errors import ConfigError
 
 KEY = "ensemble.from_sweep"
@@ -52,8 +53,7 @@ def _checkpoint(directory: Path, row: dict[str, str]) -> Path:
 
 def top_checkpoints(sweep_dir: Any, top_k: Any) -> list[str]:
     """The final checkpoints of the ``top_k`` best completed trials, best first."""
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ConfigError("ensemble.top_k", f"must be a positive integer (how many trials), got {top_k!r}")
+    check_positive("ensemble.top_k", top_k, what="a positive integer (how many trials)")
     directory = Path(str(sweep_dir)).expanduser().resolve()
     name, direction = _objective(directory)
     with open(directory / "trials.csv", newline="") as f:
