@@ -66,7 +66,7 @@ def _unknown_options(parsed: list[Any], config_dir: str) -> str | None:
 
 def _accepts(node: Any) -> list[str]:
     """The keys a config node takes: its own, and for archfuse's classes (model, data, ensemble) every
-    option of the class it builds (their defaults live in the code, not in the YAML)."""
+    parameter of the class it builds (a user's own class may take options its YAML does not list)."""
     keys = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
     target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
     if target.startswith("archfuse."):
