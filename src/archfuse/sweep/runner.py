@@ -27,10 +27,10 @@ from archfuse.process import exit_now
 from archfuse.summary import metric_value, read_summary
 from archfuse.sweep import algorithms, results
 from archfuse.sweep.results import REPEAT_OF
-from archfuse.sweep.trial_env import ENV
 from archfuse.sweep.settings import read_settings
 from archfuse.sweep.space import PARAMS_KEY, flatten_params, format_value, grid_of, parse_space
 from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_storage
+from archfuse.sweep.trial_env import ENV
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
                   "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
