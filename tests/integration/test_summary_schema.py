@@ -1,6 +1,7 @@
 """Every kind of summary.json a real run writes validates against the JSON Schema of archfuse.summary:
 a plain run, a recipe chain, an ensemble (loaded from a sweep's best trial through archfuse.sweep_dir),
-cross-validation with an ensemble, seeds with a recipe, and a sweep trial."""
+cross-validation with an ensemble, seeds with a recipe, and a sweep trial (a pruned trial's summary:
+tests/integration/test_sweep.py)."""
 
 from pathlib import Path
 

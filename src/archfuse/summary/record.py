@@ -15,6 +15,7 @@ _PACKAGES = ("archfuse", "torch", "torchvision", "lightning", "torchmetrics", "h
 
 
 def versions() -> dict[str, str]:
+    """The versions section: Python's and those of the packages a run depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
