@@ -45,7 +45,7 @@ def _parse(argv: list[str]) -> list[Any] | None:
 
     try:
         return OverridesParser.create().parse_overrides([a for a in argv if a not in ("-m", "--multirun")])
-    except Exception:  # malformed: Hydra (or sweep.cli.check_overrides) reports it
+    except Exception:  # malformed: Hydra (or sweep.multirun_overrides.check_overrides) reports it
         return None
 
 

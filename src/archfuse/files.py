@@ -1,10 +1,12 @@
 """Files written atomically: to a temporary file beside the target, then renamed over it, so a reader
 (or a run resumed after a kill) never sees half a file."""
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
@@ -22,3 +24,13 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
+    """``payload`` as indented JSON (values JSON has no type for as their text)."""
+
+    def dump(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+
+    write_atomic(path, dump)

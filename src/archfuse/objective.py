@@ -9,8 +9,7 @@ and costs are minimised and everything else is maximised.
 from typing import Any
 
 from archfuse.errors import ConfigError
-
-_SELECTABLE = ("val/", "cv/", "cost/", "train/", "ensemble/", "recipe/")
+from archfuse.summary import COST, SELECTABLE, TEST, metric_value, reported_metrics
 
 
 def objective_names(config: dict[str, Any]) -> list[str]:
@@ -22,7 +21,7 @@ def objective_directions(config: dict[str, Any]) -> list[str]:
     names = objective_names(config)
     given = config.get("objective_direction")
     if given is None:
-        return ["min" if ("loss" in n or n.startswith("cost/")) else "max" for n in names]
+        return ["min" if ("loss" in n or n.startswith(COST)) else "max" for n in names]
     given = [given] if isinstance(given, str) else list(given)
     if len(given) != len(names) or any(d not in ("max", "min") for d in given):
         raise ConfigError("objective_direction", f"must be max or min, one per objective ({len(names)}: "
@@ -38,10 +37,10 @@ def check_objective(config: dict[str, Any]) -> None:
     for name in names:
         if not isinstance(name, str):
             raise ConfigError("objective", f"must be a metric name or a list of them, got {name!r}")
-        if name.startswith("test/"):
+        if name.startswith(TEST):
             raise ConfigError("objective", f"{name} is measured on the test split, which must not choose a "
                               "model; use a validation metric such as val/acc_best or val/loss")
-        if not name.startswith(_SELECTABLE):
+        if not name.startswith(SELECTABLE):
             raise ConfigError("objective", f"unknown metric {name!r}; use a metric of summary.json such as "
                               "val/acc_best, val/loss, cv/val_acc_mean or cost/params")
     objective_directions(config)
@@ -51,13 +50,10 @@ def objective_values(config: dict[str, Any], summary: dict[str, Any]) -> list[fl
     """The objective metrics of a finished run's summary (``cost/x`` reads ``summary["cost"]["x"]``)."""
     values = []
     for name in objective_names(config):
-        if name.startswith("cost/"):
-            value = (summary.get("cost") or {}).get(name.removeprefix("cost/"))
-        else:
-            value = summary["metrics"].get(name)
+        value = metric_value(summary, name)
         if value is None:
-            known = sorted(summary["metrics"]) + [f"cost/{k}" for k in (summary.get("cost") or {})]
-            raise ConfigError("objective", f"this run reported no {name!r}; it reported: {', '.join(known)}")
+            raise ConfigError("objective", f"this run reported no {name!r}; it reported: "
+                              f"{', '.join(reported_metrics(summary))}")
         values.append(float(value))
     return values
 

@@ -1,16 +1,10 @@
-"""Where results go: TensorBoard (scalars, HPARAMS, confusion matrix) and summary.json."""
+"""Where results go besides summary.json (archfuse.summary): TensorBoard (scalars, HPARAMS, confusion
+matrix) and the printed summary."""
 
-import json
-import platform
 from pathlib import Path
 from typing import Any
 
-from archfuse.files import write_atomic
-
-# Final metrics shown as columns in TensorBoard's HPARAMS tab.
-HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss", "cost/params", "cost/macs", "cost/size_bytes",
-                  "cost/latency_ms", "cv/val_acc_mean", "val/acc_best_std", "test/acc_std", "ensemble/val_acc",
-                  "ensemble/val_gain_over_best", "ensemble/val_gain_over_mean", "ensemble/mean_disagreement")
+from archfuse.summary import HPARAMS_COLUMNS
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -47,7 +41,7 @@ def log_hparams(tb_logger: Any, hparams: dict[str, Any], metrics: dict[str, floa
     from archfuse.tb_hparams import hparams_summaries, hydra_job, job_label, trial_id, varied_keys
 
     writer = tb_logger.experiment
-    metrics = {k: float(v) for k, v in metrics.items() if k in HPARAM_METRICS and v is not None}
+    metrics = {k: float(v) for k, v in metrics.items() if k in HPARAMS_COLUMNS and v is not None}
     for key, value in metrics.items():
         writer.add_scalar(key, value, step)
     job = hydra_job()
@@ -57,7 +51,7 @@ def log_hparams(tb_logger: Any, hparams: dict[str, Any], metrics: dict[str, floa
     if trial is None:
         trial = trial_id(log_dir, _output_dir_of(log_dir), job_label(job, varied - {"cv.fold", "seed"}))
     # every metric column is declared, so whichever run's declaration TensorBoard picks lists them all
-    for summary in hparams_summaries(hparams, HPARAM_METRICS, varied, trial):
+    for summary in hparams_summaries(hparams, HPARAMS_COLUMNS, varied, trial):
         writer.file_writer.add_summary(summary)
     writer.flush()
 
@@ -117,28 +111,6 @@ def print_config_tree(cfg: Any) -> None:
         text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
         tree.add(str(key)).add(Syntax(text, "yaml"))
     Console().print(tree)
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("archfuse", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
-    """Readers never see half a file."""
-
-    def dump(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2, default=str)
-
-    write_atomic(path, dump)
 
 
 def _fmt_step(report: dict[str, Any]) -> str:

@@ -15,9 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-# Metric columns in the order they are offered; TensorBoard shows the first five.
-METRIC_ORDER = ("val/acc_best", "test/acc", "cost/params", "cost/macs", "cost/latency_ms", "cv/val_acc_mean",
-                "val/acc_best_std", "test/acc_std", "test/loss", "cost/size_bytes")
+from archfuse.summary import HPARAMS_COLUMNS
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_?")
 
@@ -144,7 +142,8 @@ def hparams_summaries(hparams: dict[str, Any], metrics: Iterable[str], varied: s
         infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind), differs=name in varied))
     infos.sort(key=lambda info: (not info.differs, info.name))  # the order TensorBoard shows them in
     metrics = list(metrics)
-    ordered = [m for m in METRIC_ORDER if m in metrics] + [m for m in metrics if m not in METRIC_ORDER]
+    # metric columns in archfuse.summary's order (TensorBoard shows the first five), then any others
+    ordered = [m for m in HPARAMS_COLUMNS if m in metrics] + [m for m in metrics if m not in HPARAMS_COLUMNS]
     experiment = api_pb2.Experiment(hparam_infos=infos,
                                     metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in ordered])
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))

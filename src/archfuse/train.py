@@ -12,7 +12,8 @@ from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
 from archfuse.errors import ConfigError, RunFailed
 from archfuse.process import exit_now, importable_cwd
-from archfuse.sweep.cli import check_overrides, in_sweep, params_on_command_line
+from archfuse.sweep.multirun_overrides import check_overrides, params_on_command_line
+from archfuse.sweep.trial_env import in_sweep
 
 register_resolvers()
 

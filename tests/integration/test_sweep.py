@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import jsonschema
 import optuna
 import pytest
 import yaml
 
+from archfuse.summary import schema
 from conftest import FAST, cli_env, run_cli, summary
 
 WDA = ["-m", "search=width_depth_activation", "hydra.sweeper.seed=0", *FAST, "trainer.num_threads=1"]
@@ -205,6 +207,7 @@ def test_pruned_trial_is_recorded_and_says_so(workdir):
     assert [(t.state.name, t.params["optimizer.lr"]) for t in trials] == [("COMPLETE", 0.003), ("PRUNED", 1e-7)]
     pruned = summary(directory / trials[1].user_attrs["run_dir"])
     assert pruned["status"] == "pruned" and pruned["metrics"]["epoch"] == 0
+    jsonschema.Draft202012Validator(schema()).validate(pruned)  # a pruned trial's summary has its own shape
     assert trials[1].intermediate_values == {0: pytest.approx(pruned["metrics"]["val/acc_best"])}
     assert len(trials[0].intermediate_values) == 2  # one report per epoch
     assert "[sweep] trial 1 PRUNED trial 1 pruned at epoch 0 (reported val/acc_best: 0." in proc.stdout

@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from archfuse.report import confusion_image, flatten, hparams_of, write_json_atomic
+from archfuse.files import write_json_atomic
+from archfuse.report import confusion_image, flatten, hparams_of
 
 
 def test_flatten_gives_tensorboard_friendly_values():

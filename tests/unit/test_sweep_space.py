@@ -6,7 +6,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from archfuse.errors import ConfigError
 from archfuse.sweep import algorithms
-from archfuse.sweep.cli import check_overrides, params_on_command_line
+from archfuse.sweep.multirun_overrides import check_overrides, params_on_command_line
 from archfuse.sweep.settings import read_settings
 from archfuse.sweep.space import flatten_params, format_value, grid_of, parse_space
 

@@ -1,6 +1,5 @@
 """Runs as archfuse-compare sees them: every summary.json under the given paths, flattened."""
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,6 +8,7 @@ from typing import Any
 
 from archfuse.errors import ConfigError
 from archfuse.report import flatten
+from archfuse.summary import COST, FILE, read_summary
 
 # Config keys that say where or how loudly a run ran, not what it computed.
 IGNORED = ("paths.", "ckpt_path", "print_config", "quiet", "trainer.enable_progress_bar", "objective")
@@ -57,20 +57,20 @@ def _metrics_of(summary: dict[str, Any]) -> tuple[dict[str, float], dict[str, fl
             metrics[key] = float(value)
     for key, value in (summary.get("cost") or {}).items():
         if isinstance(value, int | float) and key != "latency_batch_size":
-            metrics[f"cost/{key}"] = float(value)
+            metrics[f"{COST}{key}"] = float(value)
     return metrics, std
 
 
 def _is_run(summary_file: Path) -> bool:
     """A run's summary.json (not some other file of that name): it holds the run's config."""
     try:
-        return "config" in json.loads(summary_file.read_text())
-    except (OSError, ValueError):
+        return "config" in read_summary(summary_file)
+    except ConfigError:
         return False
 
 
 def read_run(path: Path, base: Path) -> Run:
-    summary = json.loads((path / "summary.json").read_text())
+    summary = read_summary(path)
     metrics, std = _metrics_of(summary)
     try:
         name = path.relative_to(base).as_posix()
@@ -92,13 +92,13 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
             raise ConfigError(str(given), "no such file or directory; give run directories, multirun or sweep "
                                           "directories, or outputs/")
         if path.is_file():
-            path = path.parent if path.name == "summary.json" else path
-        runs = sorted({p.parent for p in path.rglob("summary.json") if _is_run(p)} if path.is_dir() else set())
+            path = path.parent if path.name == FILE else path
+        runs = sorted({p.parent for p in path.rglob(FILE) if _is_run(p)} if path.is_dir() else set())
         if not runs:
             raise ConfigError(str(given), "holds no runs (no summary.json below it); a run writes one when it "
                                           "finishes")
         found += [r for r in runs if r not in found]
-        roots.append((path.parent if (path / "summary.json").is_file() else path).resolve())
+        roots.append((path.parent if (path / FILE).is_file() else path).resolve())
     resolved = [p.resolve() for p in found]
     base = _common_parent(roots)  # names start below the folders given
     runs = [read_run(p, base) for p in resolved]

@@ -10,6 +10,7 @@ from typing import Any
 
 from archfuse.comparison.runs import Run
 from archfuse.errors import ConfigError
+from archfuse.summary import std_dev
 
 METRICS = ("cv/val_acc_mean", "val/acc_best", "test/acc")
 COSTS = ("cost/params", "cost/macs", "cost/latency_ms")
@@ -125,7 +126,7 @@ def _aggregate(runs: list[Run], keys: list[str]) -> list[Row]:
             continue
         names = [m for m in members[0].metrics if all(m in r.metrics for r in members)]
         mean = {m: statistics.fmean(r.metrics[m] for r in members) for m in names}
-        std = {m: statistics.stdev(r.metrics[m] for r in members) for m in names}
+        std = {m: std_dev([r.metrics[m] for r in members]) for m in names}
         statuses = {r.status for r in members}
         rows.append(Row(label=f"{len(members)} runs", config=members[0].config, mean=mean, std=std,
                         n=sum(r.n for r in members), status=statuses.pop() if len(statuses) == 1 else "mixed",

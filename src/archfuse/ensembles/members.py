@@ -105,7 +105,7 @@ class MemberEnsemble(Ensemble):
             if members or checkpoints:
                 raise ConfigError("ensemble.from_sweep", "give ensemble.from_sweep, ensemble.members or "
                                   "ensemble.checkpoints, not several")
-            from archfuse.sweep.top_trials import top_checkpoints
+            from archfuse.sweep_dir import top_checkpoints
 
             checkpoints = top_checkpoints(from_sweep, top_k)
         if not checkpoints and not members:

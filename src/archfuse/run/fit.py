@@ -14,6 +14,7 @@ from archfuse.checkpoint import RECORD_KEY, save_atomic
 from archfuse.cost import measure_cost
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, log_recipe_steps
 from archfuse.run.after_fit import load_weights, post_training
+from archfuse.summary import COST, fit_sections, training_record
 from archfuse.trainer import build_trainer
 
 
@@ -36,7 +37,8 @@ def trainer_for_test(trainer: Trainer, device: str | None, quiet: bool) -> Train
 def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: dict[str, str],
                  hparams_extra: dict[str, Any] | None = None, callbacks: Sequence[Any] = (),
                  resume_from: str | None = None) -> dict[str, Any]:
-    """Train one model and test its final form; log the result under ``log_dir``.
+    """Train one model and test its final form; log the result under ``log_dir``. Returns the summary's
+    sections of this fit (archfuse.summary.fit_sections) and ``is_global_zero``.
 
     ``callbacks`` are live objects for this fit's Trainer (a sweep's pruning callback); ``resume_from``
     is a checkpoint with optimizer state to continue from.
@@ -49,8 +51,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
         trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     else:  # nothing to train (an ensemble of loaded, frozen members): validate it as it is
         trainer.validate(module, datamodule=dm, verbose=False)
-    training = {"precision": str(trainer.precision), "epochs": trainer.current_epoch,
-                "seconds": round(time.perf_counter() - started, 2)}
+    training = training_record(str(trainer.precision), trainer.current_epoch, time.perf_counter() - started)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
@@ -64,21 +65,21 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     tester = trainer_for_test(trainer, module.recipe.evaluation_device, quiet)
     tested = tester.test(module, datamodule=dm, verbose=not quiet)
     metrics.update({k: float(v) for k, v in tested[0].items()})
-    result: dict[str, Any] = {"metrics": metrics, "training": training, "recipe": recipe_reports, "checkpoint": final,
-                              "best_checkpoint": best or None, "is_global_zero": trainer.is_global_zero}
     if ensemble_report is not None:
-        result["ensemble"] = ensemble_report
         metrics.update(ensemble_report.get("metrics") or {})  # validation figures a sweep may optimise
+    cost = matrix = None
     if trainer.is_global_zero:
         c = config["cost"]
-        result["cost"] = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
-        result["confusion_matrix"] = module.confusion_matrix.tolist()
+        cost = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+        matrix = module.confusion_matrix.tolist()
         if trainer.logger is not None:
             step = trainer.global_step
             log_confusion_matrix(trainer.logger, module.confusion_matrix, step)
             if recipe_reports:
                 log_recipe_steps(trainer.logger, recipe_reports, step)
-            final_metrics = {**metrics, **{f"cost/{k}": v for k, v in result["cost"].items()}}
+            final_metrics = {**metrics, **{f"{COST}{k}": v for k, v in cost.items()}}
             hparams = {**hparams_of(config, choices), "trainer.precision": training["precision"], **(hparams_extra or {})}
             log_hparams(trainer.logger, hparams, final_metrics, step)
-    return result
+    sections = fit_sections(metrics=metrics, training=training, recipe=recipe_reports, checkpoint=final,
+                            best_checkpoint=best or None, cost=cost, ensemble=ensemble_report, confusion_matrix=matrix)
+    return {**sections, "is_global_zero": trainer.is_global_zero}

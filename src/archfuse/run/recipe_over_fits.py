@@ -3,6 +3,8 @@
 import statistics
 from typing import Any
 
+from archfuse.summary import std_dev
+
 
 def _numbers(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k, v in rows[0].items()
@@ -13,12 +15,6 @@ def _mean(values: list[float]) -> float:
     """The mean; a count that is the same in every fit (params, batch size) stays an int."""
     same_int = all(isinstance(v, int) for v in values) and len(set(values)) == 1
     return values[0] if same_int else statistics.fmean(values)
-
-
-def std_dev(values: list[float], sample: bool = True) -> float:
-    """The sample std (n - 1: over seeds, the spread of a new seed) or the population std (n: over folds,
-    as scikit-learn's cross_val_score(...).std()); one value has no spread."""
-    return statistics.stdev(values) if sample and len(values) > 1 else statistics.pstdev(values)
 
 
 def recipe_over_fits(reports: list[list[dict[str, Any]]], sample: bool = True) -> list[dict[str, Any]]:

@@ -13,22 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from archfuse.build import build_run
+from archfuse.errors import ConfigError
 from archfuse.report import hparams_of, log_hparams
 from archfuse.run.fit import fit_and_test
-from archfuse.run.recipe_over_fits import recipe_over_fits, std_dev
+from archfuse.run.recipe_over_fits import recipe_over_fits
+from archfuse.summary import (COST, REPEATED, STD, cv_section, repeats_sections, seeds_section, std_dev,
+                              training_record)
 from archfuse.trainer import build_trainer
-
-METRICS = ("val/acc_best", "val/loss", "test/acc", "test/loss", "ensemble/val_acc", "ensemble/val_gain_over_best",
-           "ensemble/val_gain_over_mean")
 
 
 def repeat_seeds(config: dict[str, Any]) -> list[int]:
-    return [int(config.get("seed") or 0) + i for i in range(int(config.get("seeds") or 1))]
+    """``seeds`` consecutive seeds from the run's ``seed`` (conf/train.yaml)."""
+    seed = config["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError("seed", f"must be an integer: repeated fits use seed, seed+1, ...; got {seed!r}")
+    return [seed + i for i in range(int(config.get("seeds") or 1))]
 
 
 def _mean_std(rows: list[dict[str, float]], sample: bool = True) -> tuple[dict[str, float], dict[str, float]]:
     """Means and standard deviations: the sample std over seeds, the population std over folds (``std_dev``)."""
-    names = [m for m in METRICS if all(m in r for r in rows)]
+    names = [m for m in REPEATED if all(m in r for r in rows)]
     mean = {m: statistics.fmean(r[m] for r in rows) for m in names}
     return mean, {m: std_dev([r[m] for r in rows], sample) for m in names}
 
@@ -70,7 +74,7 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
                           callbacks_for(index) if callbacks_for else [])
             index += 1
             results.append(result)
-            row = {m: result["metrics"][m] for m in METRICS if m in result["metrics"]}
+            row = {m: result["metrics"][m] for m in REPEATED if m in result["metrics"]}
             rows.append(row)
             if folds:
                 fold_rows.append({"seed": seed, "fold": k, **row})
@@ -83,29 +87,30 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
         return None
     mean, std = _mean_std(per_seed)
     cost = results[0]["cost"]
-    training = {"precision": results[0]["training"]["precision"], "epochs": results[0]["training"]["epochs"],
-                "seconds": round(sum(r["training"]["seconds"] for r in results), 2), "fits": len(results)}
-    summary: dict[str, Any] = {"metrics": dict(mean), "training": training, "cost": cost,
-                               "recipe": recipe_over_fits([r["recipe"] for r in results], sample=not folds)}
+    first = results[0]["training"]
+    training = training_record(first["precision"], first["epochs"], sum(r["training"]["seconds"] for r in results),
+                               fits=len(results))
+    metrics, cv, over_seeds, ensemble = dict(mean), None, None, None
     if all("ensemble" in r for r in results):  # over folds the population std, as the cv metrics
-        summary["ensemble"] = ensemble_over_fits([r["ensemble"] for r in results], sample=not folds)
+        ensemble = ensemble_over_fits([r["ensemble"] for r in results], sample=not folds)
     if folds:
-        summary["metrics"]["cv/val_acc_mean"] = mean["val/acc_best"]
+        metrics["cv/val_acc_mean"] = mean["val/acc_best"]
         fold_mean, fold_std = _mean_std(fold_rows, sample=False)
-        summary["cv"] = {"folds": fold_rows if len(seeds) > 1 else [{k: v for k, v in r.items() if k != "seed"}
-                                                                     for r in fold_rows],
-                         "mean": fold_mean, "std": fold_std}
+        cv = cv_section(fold_rows if len(seeds) > 1 else [{k: v for k, v in r.items() if k != "seed"}
+                                                          for r in fold_rows], fold_mean, fold_std)
     if len(seeds) > 1:
-        summary["seeds"] = {"runs": per_seed, "mean": mean, "std": std}
-        summary["metrics"].update({f"{m}_std": v for m, v in std.items()})
+        over_seeds = seeds_section(per_seed, mean, std)
+        metrics.update({f"{m}{STD}": v for m, v in std.items()})
     tags = {"seed": "mean" if len(seeds) > 1 else seeds[0], **({"cv.fold": "mean"} if folds else {})}
-    _log_means(config, choices, run_dir, summary["metrics"], tags, cost)
-    return summary
+    _log_means(config, choices, run_dir, metrics, tags, cost)
+    return repeats_sections(metrics=metrics, training=training, cost=cost,
+                            recipe=recipe_over_fits([r["recipe"] for r in results], sample=not folds),
+                            ensemble=ensemble, cv=cv, seeds=over_seeds)
 
 
 def _log_means(config: dict[str, Any], choices: dict[str, str], log_dir: Path, metrics: dict[str, float],
                tags: dict[str, Any], cost: dict[str, Any] | None) -> None:
     logger = build_trainer({**config, "callbacks": {}}, log_dir, quiet=True).logger
     if logger is not None:
-        final = {**metrics, **{f"cost/{k}": v for k, v in (cost or {}).items()}}
+        final = {**metrics, **{f"{COST}{k}": v for k, v in (cost or {}).items()}}
         log_hparams(logger, {**hparams_of(config, choices), **tags}, final, 0)

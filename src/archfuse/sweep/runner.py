@@ -24,12 +24,13 @@ from archfuse.errors import ConfigError, RunPruned
 from archfuse.files import write_atomic
 from archfuse.objective import check_objective, objective_directions, objective_names
 from archfuse.process import exit_now
+from archfuse.summary import metric_value, read_summary
 from archfuse.sweep import algorithms, results
 from archfuse.sweep.results import REPEAT_OF
-from archfuse.sweep.cli import ENV
 from archfuse.sweep.settings import read_settings
 from archfuse.sweep.space import PARAMS_KEY, flatten_params, format_value, grid_of, parse_space
 from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_storage
+from archfuse.sweep.trial_env import ENV
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
                   "hydra_plugins.hydra_joblib_launcher.joblib_launcher")
@@ -280,7 +281,7 @@ class Sweep:
         from hydra.core.utils import JobStatus
 
         run_dir = self.sweep_dir / trial.user_attrs["run_dir"]
-        summary = _read_summary(run_dir)
+        summary = _trial_summary(run_dir)
         if summary.get("cost"):
             trial.set_user_attr("cost", summary["cost"])
         if ret.status == JobStatus.COMPLETED:
@@ -356,10 +357,11 @@ def _first(dist: Any) -> Any:
     return dist.choices[0] if hasattr(dist, "choices") else dist.low
 
 
-def _read_summary(run_dir: Path) -> dict[str, Any]:
+def _trial_summary(run_dir: Path) -> dict[str, Any]:
+    """The trial's summary; empty when the trial wrote none (it failed before it finished)."""
     try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+        return read_summary(run_dir)
+    except ConfigError:
         return {}
 
 
@@ -367,8 +369,7 @@ def _constraint_values(constraints: dict[str, float], summary: dict[str, Any]) -
     """Optuna's constraint values: <= 0 is feasible (metric - its upper bound)."""
     out = []
     for metric, limit in constraints.items():
-        source = summary.get("cost", {}) if metric.startswith("cost/") else summary.get("metrics", {})
-        value = source.get(metric.removeprefix("cost/") if metric.startswith("cost/") else metric)
+        value = metric_value(summary, metric)
         out.append(float(value) - float(limit) if value is not None else math.inf)
     return out
 

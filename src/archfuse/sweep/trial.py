@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch import Callback, Trainer
 
 from archfuse.errors import RunPruned
-from archfuse.sweep.cli import trial_spec
+from archfuse.sweep.trial_env import trial_spec
 
 
 class TrialReport(Callback):

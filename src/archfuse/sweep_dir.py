@@ -1,11 +1,11 @@
-"""The best finished trials of a sweep as model checkpoints (``ensemble.from_sweep=DIR ensemble.top_k=K``).
+"""A finished sweep's directory, as ``ensemble.from_sweep=DIR ensemble.top_k=K`` reads it: its best
+trials' final checkpoints.
 
 Read from the files every sweep writes into its directory (best.yaml for the objective and its
 direction, trials.csv for the trials, each trial's summary.json for its final checkpoint), so it works
-whatever storage the study was kept in and after the sweep directory is moved."""
+whatever storage the study was kept in and after the sweep directory is moved; no optuna."""
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import yaml
 
 from archfuse.checks import check_positive
 from archfuse.errors import ConfigError
+from archfuse.summary import FILE, read_summary
 
 KEY = "ensemble.from_sweep"
 
@@ -36,9 +37,9 @@ def _checkpoint(directory: Path, row: dict[str, str]) -> Path:
     """The trial's final model (a recipe's result where it ran one), found beside its summary.json."""
     run_dir = directory / row["run_dir"]
     try:
-        summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        raise ConfigError(KEY, f"trial {row['number']}: {run_dir / 'summary.json'} is missing or damaged") from None
+        summary = read_summary(run_dir)
+    except ConfigError:
+        raise ConfigError(KEY, f"trial {row['number']}: {run_dir / FILE} is missing or damaged") from None
     written = summary.get("checkpoint")
     if not written:
         raise ConfigError(KEY, f"trial {row['number']} has no single model checkpoint (it ran cv.folds or seeds); "

@@ -1,11 +1,6 @@
-"""What the command line needs of a sweep before Hydra composes anything (light: no optuna, no torch)."""
+"""A multirun command line before Hydra composes it (light: no optuna, no torch): the sweeper's
+``hydra.sweeper.params.KEY=EXPR`` turned into sweep overrides, and the first malformed override found."""
 
-import json
-import os
-from pathlib import Path
-from typing import Any
-
-ENV = "ARCHFUSE_SWEEP_TRIAL"
 PREFIX = "hydra.sweeper.params."
 OPEN = ("hydra.sweeper.sampler_args.", "hydra.sweeper.pruner_args.", "hydra.sweeper.constraints.")
 
@@ -42,14 +37,3 @@ def check_overrides(argv: list[str]) -> str | None:
             lines = [ln for ln in str(err).splitlines() if ln.strip() and not ln.startswith("See https")]
             return f"{arg.split('=')[0].lstrip('+~')}: malformed override {arg!r}: {lines[-1] if lines else err}"
     return None
-
-
-def trial_spec() -> dict[str, Any] | None:
-    """The sweep trial this process runs, or None: the sweeper sets ``ARCHFUSE_SWEEP_TRIAL`` (through
-    hydra.job.env_set) to a small JSON file in the sweep directory naming the study and the trial."""
-    path = os.environ.get(ENV)
-    return json.loads(Path(path).read_text()) if path else None
-
-
-def in_sweep() -> bool:
-    return bool(os.environ.get(ENV))
