@@ -13,7 +13,8 @@ CASES = [
     (["data=mnist", "data.root=/nonexistent/data"], "data.root: MNIST not found: /nonexistent/data/MNIST/raw"),
     (["optimizer.lr=-1"], "optimizer: torch.optim.Adam rejected its arguments: Invalid learning rate"),
     (["cv.folds=1000"], "cv.folds: 1000 folds need at least 1000 images of every class"),
-    (["seeds=2", "seed=null"], "seed: must be an integer: repeated fits use seed, seed+1, ...; got None"),
+    (["seeds=2", "seed=null"], "seed: must be an integer >= 0, got None"),
+    (["seed=abc"], "seed: must be an integer >= 0, got 'abc'"),
     (["data.augment=flip"], "data.augment: unknown augmentation 'flip'; choose one of none, shift, affine"),
     # Composition errors (Hydra alone would exit 1); the messages of the others: tests/unit/test_command_line.py
     (["ensemble=nonsense"], "ensemble: unknown option 'nonsense'; choose one of bagging, cascade, concat, mean, "
