@@ -1,5 +1,6 @@
 """The docs cannot rot: every relative link and #anchor in README.md and docs/*.md resolves, every
-``archfuse-train`` command line they show composes, and README.md stays a front door (at most 300 lines).
+``archfuse-train`` command line they show composes, README.md shows the test command .ci/run runs, and it
+stays a front door (at most 300 lines).
 
 A command line is a line of a ```bash, ```console or plain ``` block that runs ``archfuse-train`` or
 ``python -m archfuse.train`` (also behind ``$ ``, ``srun`` or ``torchrun``), joined over trailing
@@ -197,7 +198,7 @@ def test_the_pages_show_command_lines():
     readme = [line for line, _ in command_lines(REPO / "README.md")]
     assert "archfuse-train model=convnet model.width=64 model.depth=3 model.activation=tanh" in readme
     distributed = [line for line, _ in command_lines(REPO / "docs" / "distributed.md")]
-    assert any(line.startswith("torchrun") and line.endswith("paths.output_dir=/shared/outputs") for line in distributed)
+    assert any(line.startswith("torchrun") and line.endswith("output_dir=/shared/outputs") for line in distributed)
     assert train_arguments("torchrun --nproc-per-node 2 -m archfuse.train trainer=ddp_cpu # two ranks", REPO) == [
         "trainer=ddp_cpu"]
     assert train_arguments("archfuse-train -m data.root=$HOME/data --cfg job", Path("/h")) == ["data.root=/h/data"]
@@ -208,6 +209,11 @@ def test_slugs_follow_githubs_rules(tmp_path):
     page.write_text("# Comparing runs: archfuse-compare\n## seed000_digits: 5 seeds, mean ± std\n## A\n## A\n"
                     "```\n# not a heading\n```\n")
     assert anchors(page) == {"comparing-runs-archfuse-compare", "seed000_digits-5-seeds-mean--std", "a", "a-1"}
+
+
+def test_the_readme_shows_the_test_command_ci_runs():
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line.endswith("python -m pytest")]
+    assert ci and ci[0] in (REPO / "README.md").read_text().splitlines()
 
 
 def test_the_readme_is_a_front_door():
