@@ -143,8 +143,8 @@ def test_ddp_rank_crash_ends_the_run_and_is_named(workdir):
 
 @pytest.mark.slow
 def test_torchrun_ranks_share_one_run_directory(workdir):
-    """torchrun starts both ranks itself (as on each node of the README's multi-node command); each composes
-    its config, and both pick the directory named after the rendezvous id."""
+    """torchrun starts both ranks itself (as on each node of docs/distributed.md's multi-node command); each
+    composes its config, and both pick the directory named after the rendezvous id."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
