@@ -143,7 +143,7 @@ def compose_error(arguments: tuple[str, ...]) -> str | None:
     import archfuse.train  # noqa: F401  (registers the resolvers of the run directory)
     from archfuse.command_line import _first_value, check_command_line
     from archfuse.config_dir import config_dir
-    from archfuse.sweep.cli import check_overrides, params_on_command_line
+    from archfuse.sweep.multirun_overrides import check_overrides, params_on_command_line
 
     argv = params_on_command_line(list(arguments))
     bad = check_overrides(["-m", *argv])
