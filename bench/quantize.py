@@ -82,7 +82,7 @@ def main() -> None:
         s = json.loads(done[-1].read_text()) if done else train(workdir, args.epochs, args.threads)
         from archfuse.build import build_datamodule, module_from_checkpoint
         from archfuse.cost import size_bytes
-        from archfuse.run.evaluation import accuracy
+        from archfuse.evaluation import split_metrics
 
         torch.set_num_threads(args.threads)
         fp32 = module_from_checkpoint(s["best_checkpoint"]).net.eval()
@@ -90,7 +90,7 @@ def main() -> None:
         dm = build_datamodule(s["config"])
         x_test, _ = dm.split_tensors("test")
         variants = {"fp32 eager": fp32, "fp32 compiled": Compiled(fp32), "int8 static (compiled)": int8}
-        rows = {name: {"acc": accuracy(net, dm, "test")["acc"],  # the first call compiles
+        rows = {name: {"acc": split_metrics(net, dm, "test")["acc"],  # the first call compiles
                        "size": size_bytes(int8 if name.startswith("int8") else fp32)} for name, net in variants.items()}
         for b in (1, 256):
             for name, (median, fastest) in latencies(variants, x_test[:b].contiguous(), args.repeats).items():
