@@ -1,10 +1,19 @@
 """What the command-line entry points do around their work: make the working directory importable,
-and end the process quickly once everything is written."""
+turn SIGINT and SIGTERM into an orderly stop, and end the process quickly once everything is written."""
 
 import atexit
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from archfuse.errors import RunInterrupted
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def importable_cwd() -> None:
@@ -22,3 +31,29 @@ def exit_now(code: int = 0) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise RunInterrupted in the main thread, so the run stops where it is and can
+    say what it kept; a second signal while it does so ends the process at once (exit 128 + signal).
+    Elsewhere than in the main thread (a joblib worker), signals keep their handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping:  # the run is stopping already (Lightning may have put this handler back): now
+            os._exit(128 + signum)
+        stopping = True
+        raise RunInterrupted(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

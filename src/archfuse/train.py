@@ -10,8 +10,8 @@ from archfuse.command_line import check_command_line
 from archfuse.config_dir import config_dir
 from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
-from archfuse.errors import ConfigError, RunFailed
-from archfuse.process import exit_now, importable_cwd
+from archfuse.errors import ConfigError, RunFailed, RunInterrupted
+from archfuse.process import exit_now, importable_cwd, interruptible
 from archfuse.sweep.multirun_overrides import check_overrides, params_on_command_line
 from archfuse.sweep.trial_env import in_sweep
 
@@ -53,6 +53,26 @@ def _train(cfg: DictConfig) -> float:
 
 
 def main(fast_exit: bool = True) -> None:
+    code = 0
+    try:
+        with interruptible():  # SIGINT, SIGTERM: an orderly stop that says what was kept (RunInterrupted)
+            _main()
+    except RunInterrupted as err:  # the run, a multirun or a sweep: the signal was for the whole command
+        if global_rank() == 0 and not err.reported:
+            print(f"archfuse-train: {err.report()}", file=sys.stderr)
+        code = err.exit_code
+    if _failed_jobs:
+        print(f"archfuse-train: error: {len(_failed_jobs)} job(s) of the sweep failed:", file=sys.stderr)
+        for label, message, _ in _failed_jobs:
+            print(f"  {label}: {message}", file=sys.stderr)
+        code = code or max(failed for *_, failed in _failed_jobs)
+    if fast_exit:
+        exit_now(code)
+    if code:
+        sys.exit(code)
+
+
+def _main() -> None:
     importable_cwd()
     sys.argv[1:] = params_on_command_line(sys.argv[1:])
     bad = check_overrides(sys.argv[1:])
@@ -62,16 +82,6 @@ def main(fast_exit: bool = True) -> None:
         print(f"archfuse-train: error: {bad}", file=sys.stderr)
         sys.exit(2)
     _train()
-    code = 0
-    if _failed_jobs:
-        print(f"archfuse-train: error: {len(_failed_jobs)} job(s) of the sweep failed:", file=sys.stderr)
-        for label, message, _ in _failed_jobs:
-            print(f"  {label}: {message}", file=sys.stderr)
-        code = max(code for *_, code in _failed_jobs)
-    if fast_exit:
-        exit_now(code)
-    if code:
-        sys.exit(code)
 
 
 if __name__ == "__main__":

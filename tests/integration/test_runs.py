@@ -26,7 +26,7 @@ def test_a_run_leaves_config_checkpoints_events_and_summary(trained_run):
     assert matrix.trace().item() / 360 == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)
     assert s["versions"]["torch"] == torch.__version__.split("+")[0]
     assert (trained_run / ".hydra" / "config.yaml").is_file()
-    assert {p.name for p in (trained_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert {p.name for p in (trained_run / "checkpoints").iterdir()} == {"best.ckpt"}  # keep_last_ckpt: false
     assert list(trained_run.glob("events.out.tfevents.*"))
     assert "model-seed003" in trained_run.name and "debug-fast" in trained_run.name
 
@@ -52,7 +52,8 @@ def _state(path):
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     args = ["model=seed003", "data.train_subset=600", "trainer.max_epochs=4", "trainer.deterministic=true",
             "trainer.num_threads=1", "seed=7", "quiet=true", "cost.repeats=2", "cost.warmup=1",
-            "callbacks.resume_checkpoint.every_seconds=0"]  # last.ckpt after every epoch, for the kill below
+            "callbacks.resume_checkpoint.every_seconds=0",  # last.ckpt after every epoch, for the kill below
+            "keep_last_ckpt=true"]  # kept after the run, to compare the whole training state
     whole = tmp_path / "whole"
     whole.mkdir()
     run_cli(whole, *args)

@@ -82,12 +82,17 @@ def test_sweep_study_is_stored_and_read_back(wda):
     plots = EventAccumulator(str(directory / "tensorboard" / "plots"), size_guidance={"images": 0})
     plots.Reload()
     assert plots.Tags()["images"] == ["sweep/history", "sweep/importances", "sweep/parallel_coordinates"]
-    session = EventAccumulator(str(directory / "tensorboard" / "trial_000"))
-    session.Reload()
-    start = plugin_data_pb2.HParamsPluginData.FromString(
-        session.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
-    assert set(start.hparams) == {"model.width", "model.depth", "model.activation", "state"}  # searched keys only
-    assert set(session.Tags()["scalars"]) == {"val/acc_best", "cost/params"}
+    assert [p.name for p in (directory / "tensorboard").iterdir()] == ["plots"]
+    # Each trial is one row of the HPARAMS tab: its own run's, holding the searched keys among its columns.
+    sessions = {}
+    for events in directory.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events.parent))
+        acc.Reload()
+        if "_hparams_/session_start_info" in acc.PluginTagToContent("hparams"):
+            sessions[events.parent] = plugin_data_pb2.HParamsPluginData.FromString(
+                acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert sorted(sessions) == sorted(directory / t.user_attrs["run_dir"] for t in trials)
+    assert all({"model.width", "model.depth", "model.activation"} <= set(s.hparams) for s in sessions.values())
     assert "[sweep] top trials (val/acc_best max):" in first.stdout
     assert "2/2 trials (2 complete, 0 pruned, 0 failed; 2 run now" in first.stdout
 

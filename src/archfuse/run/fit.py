@@ -11,6 +11,7 @@ from lightning.pytorch import Trainer
 
 from archfuse.build import Parts
 from archfuse.checkpoint import RECORD_KEY, save_atomic
+from archfuse.errors import RunPruned
 from archfuse.cost import measure_cost
 from archfuse.report import hparams_of, log_confusion_matrix, log_hparams, log_recipe_steps
 from archfuse.run.after_fit import load_weights, post_training
@@ -47,10 +48,17 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     module, dm = parts.module, parts.datamodule
     trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
     started = time.perf_counter()
-    if any(p.requires_grad for p in module.parameters()):
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
-    else:  # nothing to train (an ensemble of loaded, frozen members): validate it as it is
-        trainer.validate(module, datamodule=dm, verbose=False)
+    try:
+        if any(p.requires_grad for p in module.parameters()):
+            trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+        else:  # nothing to train (an ensemble of loaded, frozen members): validate it as it is
+            trainer.validate(module, datamodule=dm, verbose=False)
+    except RunPruned as err:  # a pruned sweep trial is a run too: its one HPARAMS row, with what it reached
+        if trainer.is_global_zero and trainer.logger is not None:
+            hparams = {**hparams_of(config, choices), "trainer.precision": str(trainer.precision), "status": "pruned",
+                       **(hparams_extra or {})}
+            log_hparams(trainer.logger, hparams, err.metrics, trainer.global_step)
+        raise
     training = training_record(str(trainer.precision), trainer.current_epoch, time.perf_counter() - started)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -7,12 +7,13 @@ The writers are archfuse.run (job, fit, repeats); the readers archfuse-compare, 
 
 from archfuse.summary.metrics import (COST, FAMILIES, HPARAMS_COLUMNS, METRICS, REPEATED, SELECTABLE, STD, TEST,
                                       Metric, metric_value, reported_metrics, std_dev)
-from archfuse.summary.record import (FILE, cv_section, fit_sections, pruned_summary, read_summary, repeats_sections,
-                                     run_summary, seeds_section, summary_file, training_record, versions,
-                                     write_summary)
+from archfuse.summary.record import (FILE, cv_section, fit_sections, interrupted_summary, pruned_summary,
+                                     read_summary, repeats_sections, run_summary, seeds_section, summary_file,
+                                     training_record, versions, write_summary)
 from archfuse.summary.sections import SECTIONS, VERSION, schema, schema_text
 
 __all__ = ["COST", "FAMILIES", "FILE", "HPARAMS_COLUMNS", "METRICS", "REPEATED", "SECTIONS", "SELECTABLE", "STD",
-           "TEST", "VERSION", "Metric", "cv_section", "fit_sections", "metric_value", "pruned_summary",
+           "TEST", "VERSION", "Metric", "cv_section", "fit_sections", "interrupted_summary", "metric_value",
+           "pruned_summary",
            "read_summary", "repeats_sections", "reported_metrics", "run_summary", "schema", "schema_text",
            "seeds_section", "std_dev", "summary_file", "training_record", "versions", "write_summary"]

@@ -83,6 +83,12 @@ def pruned_summary(config: dict[str, Any], choices: dict[str, str], metrics: dic
             "versions": versions()}
 
 
+def interrupted_summary(config: dict[str, Any], choices: dict[str, str], interruption: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a run SIGINT or SIGTERM stopped: what it kept and how to continue it."""
+    return {"version": VERSION, "config": config, "choices": choices, "status": "interrupted", "metrics": {},
+            "interruption": interruption, "versions": versions()}
+
+
 def summary_file(path: str | Path) -> Path:
     """A run directory's summary.json (``path`` may name the file itself)."""
     path = Path(path)

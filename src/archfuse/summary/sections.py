@@ -143,8 +143,17 @@ SECTIONS: dict[str, dict[str, Any]] = {
                                _array("", {"type": "integer"})),
     "versions": _object("versions of Python and of the packages the run used", extra=_string(),
                         required=("python", "archfuse", "torch")),
-    "status": {"enum": ["ok", "pruned"], "description": "ok: the run finished; pruned: a sweep's pruner stopped "
-               "it early (its summary has config, choices, metrics and versions)"},
+    "status": {"enum": ["ok", "pruned", "interrupted"], "description": "ok: the run finished; pruned: a sweep's "
+               "pruner stopped it early (its summary has config, choices, metrics and versions); interrupted: "
+               "SIGINT or SIGTERM stopped it (its summary says what it kept under interruption)"},
+    "interruption": _object("an interrupted run: the signal, what its resume checkpoint holds, how to continue", {
+        "signal": _string("SIGINT or SIGTERM"),
+        "epochs_done": _nullable(_integer("completed epochs in last_checkpoint")),
+        "last_checkpoint": _nullable(_string("checkpoints/last.ckpt: the whole training state (null: no epoch "
+                                             "had completed)")),
+        "resume": _nullable(_string("the command that continues the run (null: nothing to continue from, or "
+                                    "repeated fits, which start again)"))},
+        required=("signal", "epochs_done", "last_checkpoint", "resume")),
     "objective": _object("what a sweeper optimises: one entry per objective", {
         "names": _array("metric names", _string()),
         "directions": _array("max or min", {"enum": ["max", "min"]}),
@@ -152,6 +161,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
 }
 
 PRUNED_SECTIONS = ("version", "config", "choices", "status", "metrics", "versions")
+INTERRUPTED_SECTIONS = (*PRUNED_SECTIONS, "interruption")
 OK_REQUIRED = ("version", "config", "choices", "metrics", "training", "cost", "recipe", "versions", "status",
                "objective")
 
@@ -161,7 +171,7 @@ def schema() -> dict[str, Any]:
     return {
         "$schema": DRAFT,
         "title": "archfuse summary.json",
-        "description": "What a finished run (or a pruned sweep trial) reports: written by archfuse-train into its run "
+        "description": "What a finished run (or a pruned sweep trial, or an interrupted run) reports: written by archfuse-train into its run "
                        "directory, read by archfuse-compare, the sweeper and ensemble.from_sweep.",
         "type": "object",
         "properties": SECTIONS,
@@ -170,7 +180,10 @@ def schema() -> dict[str, Any]:
         "allOf": [{"if": {"properties": {"status": {"const": "ok"}}},
                    "then": {"required": list(OK_REQUIRED)}},
                   {"if": {"properties": {"status": {"const": "pruned"}}},
-                   "then": {"propertyNames": {"enum": list(PRUNED_SECTIONS)}}}],
+                   "then": {"propertyNames": {"enum": list(PRUNED_SECTIONS)}}},
+                  {"if": {"properties": {"status": {"const": "interrupted"}}},
+                   "then": {"required": ["interruption"],
+                            "propertyNames": {"enum": list(INTERRUPTED_SECTIONS)}}}],
         "$defs": DEFS,
     }
 

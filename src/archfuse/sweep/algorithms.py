@@ -3,6 +3,7 @@
 checked against the Optuna class's own signature."""
 
 import importlib.util
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import optuna
 
 from archfuse.errors import ConfigError
 from archfuse.options import check_options
+from archfuse.summary import metric_value
 
 class GridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler without its ``study.stop()`` once the grid is covered (which works only
@@ -96,3 +98,12 @@ def build_pruner(name: str, args: dict[str, Any]) -> optuna.pruners.BasePruner:
     given = {**PRUNER_DEFAULTS.get(name, {}), **(args or {})}
     check_options(given, cls, "hydra.sweeper.pruner_args")
     return cls(**given)
+
+
+def constraint_values(constraints: dict[str, float], summary: dict[str, Any]) -> list[float]:
+    """Optuna's constraint values of a finished trial: <= 0 is feasible (metric - its upper bound)."""
+    out = []
+    for metric, limit in constraints.items():
+        value = metric_value(summary, metric)
+        out.append(float(value) - float(limit) if value is not None else math.inf)
+    return out

@@ -169,6 +169,19 @@ def number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
+def short_value(value: Any) -> str:
+    """A searched value as trial labels and [sweep] lines show it."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def format_values(names: list[str], values: list[float]) -> str:
+    return " ".join(f"{n}={number(v)}" for n, v in zip(names, values))
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={short_value(v)}" for k, v in params.items())
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

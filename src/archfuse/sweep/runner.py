@@ -20,16 +20,16 @@ from omegaconf import OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from archfuse.config_dir import run_name
-from archfuse.errors import ConfigError, RunPruned
+from archfuse.errors import ConfigError, RunInterrupted, RunPruned
 from archfuse.files import write_atomic
 from archfuse.objective import check_objective, objective_directions, objective_names
-from archfuse.process import exit_now
-from archfuse.summary import metric_value, read_summary
+from archfuse.process import exit_now, interruptible
+from archfuse.summary import read_summary
 from archfuse.sweep import algorithms, results
 from archfuse.sweep.results import REPEAT_OF
 from archfuse.sweep.settings import read_settings
 from archfuse.sweep.space import PARAMS_KEY, flatten_params, format_value, grid_of, parse_space
-from archfuse.sweep.storage import Heartbeat, default_url, fail_stale, open_storage
+from archfuse.sweep.storage import Heartbeat, default_url, fail_interrupted, fail_stale, open_storage
 from archfuse.sweep.trial_env import ENV
 
 _LAUNCHER_LOGS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
@@ -41,10 +41,6 @@ _NAME_EXCLUDE = ("quiet", "print_config", "paths.output_dir", "trainer.enable_pr
 
 def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class Sweep:
@@ -174,7 +170,7 @@ class Sweep:
         heartbeat = Heartbeat(self.storage, self.s.heartbeat_interval)
         self._prepare_launcher()
         started = time.perf_counter()
-        launched = 0
+        launched, batch = 0, []
         try:
             while True:
                 fail_stale(self.study)
@@ -197,23 +193,39 @@ class Sweep:
                     break
                 jobs = [self._job(t) for t in batch]
                 for t in batch:
-                    print(f"[sweep] trial {t.number} starts: {_fmt_params(t.params)}", flush=True)
+                    print(f"[sweep] trial {t.number} starts: {results.format_params(t.params)}", flush=True)
                 launch_started = time.perf_counter()
-                returns = self.plugin.launcher.launch(jobs, initial_job_idx=batch[0].number)
+                with interruptible():
+                    returns = self.plugin.launcher.launch(jobs, initial_job_idx=batch[0].number)
                 self._launch_seconds += time.perf_counter() - launch_started
                 for trial, ret in zip(batch, returns):
                     self._tell(trial, ret)
                     heartbeat.remove(trial._trial_id)
                     (self.sweep_dir / ".trials" / f"{trial.number}.json").unlink(missing_ok=True)
                 launched += len(batch)
+                batch = []
                 results.write_csv(self.study, self.sweep_dir, self.names)
                 if self._too_many_failures():
                     break
             overhead = time.perf_counter() - started - self._launch_seconds
+        except (RunInterrupted, KeyboardInterrupt) as err:
+            self._interrupted(batch, err if isinstance(err, RunInterrupted) else RunInterrupted(2))
         finally:
             heartbeat.stop()
             _stop_joblib_workers()
         return self._finish(launched, overhead)
+
+    def _interrupted(self, batch: list[optuna.Trial], err: RunInterrupted) -> None:
+        """The trials that were running are failed as interrupted and queued again; the same command
+        continues the study from there."""
+        for trial in batch:
+            fail_interrupted(self.study, trial)
+        results.write_csv(self.study, self.sweep_dir, self.names)
+        numbers = ", ".join(str(t.number) for t in batch) or "none"
+        print(f"archfuse-train: sweep {self.name} interrupted by {err.signal_name}: trial(s) {numbers} recorded as "
+              "failed (interrupted) and queued again; the same command continues the study", file=sys.stderr, flush=True)
+        err.reported = True
+        raise err from None
 
     def _prepare_launcher(self) -> None:
         with open_dict(self.config):  # the launcher writes multirun.yaml into the sweep directory
@@ -238,8 +250,8 @@ class Sweep:
                 trial.set_user_attr(name, same.user_attrs[name])
         trial.set_user_attr(REPEAT_OF, original)
         self.study.tell(trial, same.values if len(same.values) > 1 else same.value)
-        print(f"[sweep] trial {trial.number} repeats trial {original} ({_fmt_params(trial.params)}): its result "
-              f"{_fmt_values(self.names, same.values)} is reused, not run again", flush=True)
+        print(f"[sweep] trial {trial.number} repeats trial {original} ({results.format_params(trial.params)}): its result "
+              f"{results.format_values(self.names, same.values)} is reused, not run again", flush=True)
         return True
 
     def _fixed_overrides(self) -> str:
@@ -257,7 +269,7 @@ class Sweep:
 
     def _job(self, trial: optuna.Trial) -> list[str]:
         params = {k: trial.params[k] for k in self.space.dims}
-        label = run_name("+".join(f"{k}-{_short(v)}" for k, v in params.items()))
+        label = run_name("+".join(f"{k}-{results.short_value(v)}" for k, v in params.items()))
         subdir = f"trials/{trial.number:03d}_{label}"
         while (self.sweep_dir / subdir).exists():  # a directory left by a study that was deleted: keep it
             subdir += "_again"
@@ -293,16 +305,16 @@ class Sweep:
             if any(not math.isfinite(v) for v in values):
                 return self._fail(trial, f"objective {', '.join(self.names)} is {values} (not a finite number)")
             if self.s.constraints:
-                trial.set_user_attr("constraints", _constraint_values(self.s.constraints, summary))
+                trial.set_user_attr("constraints", algorithms.constraint_values(self.s.constraints, summary))
             self.study.tell(trial, values if len(values) > 1 else values[0])
-            print(f"[sweep] trial {trial.number} COMPLETE {_fmt_values(self.names, values)} "
-                  f"{_fmt_params(trial.params)}", flush=True)
+            print(f"[sweep] trial {trial.number} COMPLETE {results.format_values(self.names, values)} "
+                  f"{results.format_params(trial.params)}", flush=True)
             return None
         err = ret._return_value
         if isinstance(err, RunPruned):
             trial.set_user_attr("pruned", str(err))
             self.study.tell(trial, state=TrialState.PRUNED)
-            print(f"[sweep] trial {trial.number} PRUNED {err} {_fmt_params(trial.params)}", flush=True)
+            print(f"[sweep] trial {trial.number} PRUNED {err} {results.format_params(trial.params)}", flush=True)
             return None
         text = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
         if run_dir.is_dir() and not isinstance(err, ConfigError):
@@ -314,7 +326,7 @@ class Sweep:
     def _fail(self, trial: optuna.Trial, error: str) -> None:
         trial.set_user_attr("error", error)
         self.study.tell(trial, state=TrialState.FAIL)
-        print(f"[sweep] trial {trial.number} FAIL {error} {_fmt_params(trial.params)}", file=sys.stderr, flush=True)
+        print(f"[sweep] trial {trial.number} FAIL {error} {results.format_params(trial.params)}", file=sys.stderr, flush=True)
 
     def _failed(self) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.counted() if t.state == TrialState.FAIL]
@@ -363,23 +375,6 @@ def _trial_summary(run_dir: Path) -> dict[str, Any]:
         return read_summary(run_dir)
     except ConfigError:
         return {}
-
-
-def _constraint_values(constraints: dict[str, float], summary: dict[str, Any]) -> list[float]:
-    """Optuna's constraint values: <= 0 is feasible (metric - its upper bound)."""
-    out = []
-    for metric, limit in constraints.items():
-        value = metric_value(summary, metric)
-        out.append(float(value) - float(limit) if value is not None else math.inf)
-    return out
-
-
-def _fmt_values(names: list[str], values: list[float]) -> str:
-    return " ".join(f"{n}={results.number(v)}" for n, v in zip(names, values))
-
-
-def _fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_short(v)}" for k, v in params.items())
 
 
 def run_sweep(plugin: Any, given: dict[str, Any], arguments: list[str]) -> None:

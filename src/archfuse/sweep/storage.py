@@ -89,3 +89,17 @@ class Heartbeat:
 def fail_stale(study: optuna.Study) -> None:
     """Trials left RUNNING by a killed process (no heartbeat for grace_period): FAIL, and retried once."""
     optuna.storages.fail_stale_trials(study)
+
+
+INTERRUPTED = "interrupted"
+
+
+def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A trial whose run SIGINT or SIGTERM stopped: FAIL with error "interrupted", and the same parameters
+    queued to run first when the study is continued (it then no longer counts as failed)."""
+    trial.set_user_attr("error", INTERRUPTED)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    frozen = study._storage.get_trial(trial._trial_id)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params=frozen.params,
+                                              distributions=frozen.distributions,
+                                              system_attrs={"failed_trial": frozen.number}))
