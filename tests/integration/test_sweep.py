@@ -85,12 +85,15 @@ def test_sweep_study_is_stored_and_read_back(wda):
     assert [p.name for p in (directory / "tensorboard").iterdir()] == ["plots"]
     # Each trial is one row of the HPARAMS tab: its own run's, holding the searched keys among its columns.
     sessions = {}
-    for events in directory.rglob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(events.parent))
+    for folder in {events.parent for events in directory.rglob("events.out.tfevents.*")}:
+        acc = EventAccumulator(str(folder))
         acc.Reload()
-        if "_hparams_/session_start_info" in acc.PluginTagToContent("hparams"):
-            sessions[events.parent] = plugin_data_pb2.HParamsPluginData.FromString(
-                acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+        try:
+            content = acc.PluginTagToContent("hparams")
+        except KeyError:  # no HPARAMS data in this folder (the plots)
+            continue
+        sessions[folder] = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]).session_start_info
     assert sorted(sessions) == sorted(directory / t.user_attrs["run_dir"] for t in trials)
     assert all({"model.width", "model.depth", "model.activation"} <= set(s.hparams) for s in sessions.values())
     assert "[sweep] top trials (val/acc_best max):" in first.stdout
@@ -217,6 +220,14 @@ def test_pruned_trial_is_recorded_and_says_so(workdir):
     assert len(trials[0].intermediate_values) == 2  # one report per epoch
     assert "[sweep] trial 1 PRUNED trial 1 pruned at epoch 0 (reported val/acc_best: 0." in proc.stdout
     assert rows(directory)[1]["state"] == "PRUNED"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(directory / trials[1].user_attrs["run_dir"]))
+    acc.Reload()  # a pruned trial is one row of the HPARAMS tab too, as its own run
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["status"].string_value == "pruned" and start.hparams["optimizer.lr"].number_value == 1e-7
 
 
 def test_failed_and_nan_trials_are_recorded_and_the_sweep_goes_on(workdir):
@@ -299,6 +310,34 @@ def test_killed_sweep_resumes_and_retries_the_stale_trial(workdir):
     names = sorted(p.name[:3] for p in trials.iterdir())
     assert names == ["000", "001", "002", "003"]  # the killed trial's directory is kept, not reused
     assert "no heartbeat); run again as trial 2" in rows(trials.parent)[1]["error"]
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_records_the_trial_and_the_same_command_continues(workdir):
+    args = ["-m", *FAST, "trainer.num_threads=1", "model=mlp", "hydra/sweeper=optuna", "hydra.sweeper.study_name=i",
+            "model.activation=choice(relu,tanh,gelu)", "hydra.sweeper.n_trials=2", "hydra.sweeper.seed=0",
+            "trainer.max_epochs=30"]
+    proc = subprocess.Popen([sys.executable, "-m", "archfuse.train", *args], cwd=workdir, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trials = workdir / "outputs" / "sweeps" / "i" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(trials.glob("000_*/checkpoints/best.ckpt")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C while trial 0 trains
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("archfuse-train: sweep i interrupted by SIGINT: trial(s) 0 recorded as "
+                                            "failed (interrupted) and queued again; the same command continues the study")
+    first = load(trials.parent).get_trials()
+    assert [t.state.name for t in first] == ["FAIL", "WAITING"] and first[0].user_attrs["error"] == "interrupted"
+    (run,) = trials.glob("000_*")
+    assert summary(run)["status"] == "interrupted"
+    again = run_cli(workdir, *args[:-1], "trainer.max_epochs=1")
+    done = load(trials.parent).get_trials()
+    assert [t.state.name for t in done] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert done[1].params == done[0].params  # the interrupted point runs first
+    assert "2/2 trials (2 complete, 0 pruned, 0 failed; 2 run now" in again.stdout
+    assert rows(trials.parent)[0]["error"] == "interrupted; run again as trial 1"
 
 
 @pytest.mark.slow

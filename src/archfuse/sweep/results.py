@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from archfuse.files import write_atomic
+from archfuse.sweep.storage import INTERRUPTED
 
 TOP = 5
 REPEAT_OF = "repeat_of"  # user attr of a trial that reused a completed trial's result: that trial's number
@@ -45,8 +46,7 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
         duration = round(t.duration.total_seconds(), 2) if t.duration else None
         writer.writerow([t.number, t.state.name, *[t.params.get(p) for p in params], *values, cost.get("params"),
                          cost.get("macs"), duration, t.user_attrs.get("run_dir", ""),
-                         t.user_attrs.get("error") or t.user_attrs.get("pruned") or _stale(t, retried)
-                         or _repeat(t)])
+                         _error(t, retried) or t.user_attrs.get("pruned") or _stale(t, retried) or _repeat(t)])
     path = sweep_dir / "trials.csv"
     write_atomic(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
     return path
@@ -55,6 +55,13 @@ def write_csv(study: optuna.Study, sweep_dir: Path, objective: list[str]) -> Pat
 def _repeat(trial: FrozenTrial) -> str:
     number = trial.user_attrs.get(REPEAT_OF)
     return "" if number is None else f"repeats trial {number}: its result, not run again"
+
+
+def _error(trial: FrozenTrial, retried: dict[int, int]) -> str:
+    error = trial.user_attrs.get("error") or ""
+    if error == INTERRUPTED and trial.number in retried:
+        return f"{INTERRUPTED}; run again as trial {retried[trial.number]}"
+    return error
 
 
 def _stale(trial: FrozenTrial, retried: dict[int, int]) -> str:
