@@ -161,6 +161,9 @@ def test_the_meta_learner_without_a_c_is_fitted_as_given():
     val = members(200, 5, (2.0, 0.5), seed=0)
     _, report = fitted(plugin("ensemble", "stack", estimator=RidgeClassifier(), size=2), val, 5)
     assert report["inner_cv"] == "not run: RidgeClassifier has no parameter C" and "C" not in report
+    few = members(30, 5, (2.0, 0.5), seed=0)  # 15 samples to fit on: 5 inner folds could miss a class
+    _, report = fitted(plugin("ensemble", "stack", estimator=LogisticRegression(), size=2), few, 5)
+    assert report["inner_cv"] == "not run: a class has fewer than 5 of the 15 samples" and "C" not in report
 
 
 @pytest.mark.parametrize("strategy, options, message", [

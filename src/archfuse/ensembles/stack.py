@@ -111,7 +111,10 @@ class MetaLearner:
 
     def fit(self, member_logits: Tensor, y: Tensor) -> tuple[dict[str, Tensor], dict[str, Any]]:
         learner, found = clone(self.estimator), {}
-        if self.inner_cv and "C" in learner.get_params():
+        counts = torch.bincount(y)
+        if self.inner_cv and counts[counts > 0].min() < self.inner_cv:  # a fold could lack a class entirely
+            found = {"inner_cv": f"not run: a class has fewer than {self.inner_cv} of the {len(y)} samples"}
+        elif self.inner_cv and "C" in learner.get_params():
             split = folds_of(y, self.inner_cv)
             nll = [scores(cross_validated(linear_stack, self.with_c(c), member_logits, y, split), y)["val_nll"]
                    for c in self.c_grid]
@@ -157,9 +160,9 @@ def the_choice(choice: dict[str, Any], fallback: bool) -> dict[str, Any]:
     """What the report shows of a choice: the fitted meta-learner's C and inner cross-validation, and with
     ``fallback`` what was chosen among which candidates, scored on what, and why."""
     found = choice["candidates"]["fitted"]
-    tuned = {key: found.pop(key) for key in ("C", "inner_cv") if key in found}
-    if "C" in tuned:
-        found["C"] = tuned["C"]
+    tuned = {"C": found["C"]} if "C" in found else {}
+    if "inner_cv" in found:
+        tuned["inner_cv"] = found.pop("inner_cv")  # once, beside C, not under every candidate
     return {**choice, **tuned} if fallback else tuned
 
 
