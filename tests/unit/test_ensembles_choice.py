@@ -170,7 +170,8 @@ def test_the_meta_learner_without_a_c_is_fitted_as_given():
     ("stack", {"fallback": "yes"}, "ensemble.fallback: must be true or false, got 'yes'"),
     ("stack", {"inner_cv": 1}, "ensemble.inner_cv: must be 0 (the estimator's C as given) or at least 2 folds, got 1"),
     ("stack", {"c_grid": []}, "ensemble.c_grid: must be a non-empty list of positive numbers"),
-    ("bagging", {"combine": "stack", "c_grid": [0, 1]}, "ensemble.c_grid: must be a non-empty list of positive numbers"),
+    ("bagging", {"combine": "stack", "c_grid": [0, 1]},
+     "ensemble.c_grid: must be a non-empty list of positive numbers"),
     ("weighted", {"fallback_folds": 1}, "ensemble.fallback_folds: must be an integer >= 2, got 1"),
     ("weighted", {"fallback": 1}, "ensemble.fallback: must be true or false, got 1"),
 ])
@@ -196,7 +197,8 @@ def test_the_checkpoint_reloads_the_chosen_combiner(tmp_path, strategy, options)
     val = members(200, 10, (0.3, 2.0), seed=0)  # member 1 strong, member 0 near-random
     report = module.ensemble.fit_combiner(module.net, CombinerData(data=None, log_dir=None,
                                                                    member_logits=SplitsSeen({"val": val})))
-    assert report["chosen"] in ("best_member", "fitted") if strategy == "weighted" else report["chosen"] == "best_member"
+    expected = ("best_member", "fitted") if strategy == "weighted" else ("best_member",)  # weighted: a near-tie
+    assert report["chosen"] in expected
     path = tmp_path / "final.ckpt"
     save_final(module, path)
     reloaded = module_from_checkpoint(str(path))

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from archfuse.checks import check_number, is_int, is_number, must_be
 from archfuse.ensembles.base import CombinerData
-from archfuse.ensembles.choice import (Fit, best_member, check_fallback, choose_by_cv, choose_on_holdout, cross_validated,
-                                      folds_of, one_thread, scores)
+from archfuse.ensembles.choice import (Fit, best_member, check_fallback, choose_by_cv, choose_on_holdout,
+                                      cross_validated, folds_of, one_thread, scores)
 from archfuse.ensembles.members import MemberEnsemble, accuracy_of
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
