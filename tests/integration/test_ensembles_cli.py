@@ -28,7 +28,9 @@ def test_weighted_members_trained_together_and_reloaded(weighted_run):
     assert e["members"] == 3 and len(e["val"]["member_acc"]) == 3 and len(e["test"]["member_acc"]) == 3
     weights = e["fitted"]["weights"]
     assert len(weights) == 3 and sum(weights) == pytest.approx(1.0, abs=1e-5)
-    assert e["fitted"]["val_nll"] <= e["fitted"]["val_nll_uniform"] + 1e-6  # the fit lowered the log-loss
+    assert e["fitted"]["chosen"] in ("best_member", "mean", "fitted")  # by 5-fold cross-validation on validation
+    if e["fitted"]["chosen"] == "fitted":
+        assert e["fitted"]["val_nll"] <= e["fitted"]["val_nll_uniform"] + 1e-6  # the fit lowered the log-loss
     assert e["test"]["acc"] == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)
     assert e["test"]["gain_over_best"] == pytest.approx(e["test"]["acc"] - max(e["test"]["member_acc"]))
     assert s["metrics"]["ensemble/val_acc"] == e["val"]["acc"]
@@ -128,7 +130,39 @@ def test_every_strategy_saves_what_it_fitted_and_reloads(workdir, strategy):
     if strategy == "bagging":  # members on disjoint shards, a meta-learner fitted on half of validation
         assert e["fitted"]["share_of_training_images_seen"] == pytest.approx([0.5, 0.5], abs=0.1)
         assert e["fitted"]["fit_samples"] > 0 and abs(e["fitted"]["fit_samples"] - e["fitted"]["holdout_samples"]) <= 1
-        assert not torch.allclose(state["net.combiner.coef"], torch.eye(10).repeat(1, 2) / 2)  # fitted, not the mean
+        if e["fitted"]["chosen"] == "fitted":
+            assert not torch.allclose(state["net.combiner.coef"], torch.eye(10).repeat(1, 2) / 2)  # not the mean
+        else:  # a fallback, chosen on the held-out half of validation
+            assert torch.equal(state["net.combiner.coef"], chosen_stack(e["fitted"], 2, 10)["coef"])
+    assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
+
+
+def chosen_stack(fitted: dict, k: int, classes: int) -> dict:
+    """The stack's tensors of the fallback the run chose (best_member or mean)."""
+    from archfuse.ensembles.stack import mean_stack_tensors, member_stack_tensors
+
+    if fitted["chosen"] == "best_member":
+        return member_stack_tensors(fitted["candidates"]["best_member"]["member"], k, classes)
+    return mean_stack_tensors(k, classes)
+
+
+def test_a_stack_of_unequal_members_is_chosen_on_held_out_validation(workdir):
+    """A strong member and a weak one: the stack keeps the fitted meta-learner only if it beats the best
+    member and the mean on the half of validation it was not fitted on; summary.json says which and why."""
+    run_cli(workdir, *FAST, "trainer.max_epochs=3", "data.train_subset=null", "ensemble=stack",
+            "ensemble.members=[seed003,{name:mlp,hidden_sizes:[4]}]", "trainer.num_threads=1")
+    (run,) = run_dirs(workdir)
+    s = summary(run)
+    e, fitted = s["ensemble"], s["ensemble"]["fitted"]
+    assert min(e["val"]["member_acc"]) < max(e["val"]["member_acc"]) - 0.3  # clearly unequal
+    assert set(fitted["candidates"]) == {"best_member", "mean", "fitted"} and fitted["why"]
+    assert fitted["scored_on"] == f"held-out validation ({fitted['holdout_samples']} images)"
+    assert fitted["holdout_val_acc"] == max(c["val_acc"] for c in fitted["candidates"].values())
+    assert fitted["C"] in (0.01, 0.1, 1.0, 10.0) and fitted["inner_cv"]["folds"] == 5
+    state = torch.load(s["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+    if fitted["chosen"] != "fitted":
+        assert torch.equal(state["net.combiner.coef"], chosen_stack(fitted, 2, 10)["coef"])
+    assert e["test"]["acc"] >= max(e["test"]["member_acc"]) - 0.03  # not below the best member beyond noise
     assert eval_acc(workdir, s["checkpoint"]) == pytest.approx(s["metrics"]["test/acc"], abs=1e-4)
 
 

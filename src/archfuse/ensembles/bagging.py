@@ -1,5 +1,6 @@
 """ensemble=bagging: each member trained on its own data (serial fusion), then combined by the mean
-(``combine: probs|logits``) or a meta-learner fitted on held-out validation predictions (``combine: stack``).
+(``combine: probs|logits``) or a meta-learner fitted on held-out validation predictions (``combine: stack``;
+with ``fallback``, kept only where it beats the members' mean and the best member there, as in ensemble=stack).
 
 ``sampling: bootstrap`` gives member k a Poisson(1) count for every training image (the online form of a
 bootstrap sample: each image appears 0, 1, 2, ... times, about 63% at least once); ``sampling: shards``
@@ -16,8 +17,8 @@ from torch import Tensor, nn
 from archfuse.ensembles.base import Combiner, CombinerData, EnsembleNet
 from archfuse.ensembles.mean import COMBINE, mean_rule
 from archfuse.ensembles.members import MemberEnsemble
-from archfuse.ensembles.stack import (check_holdout, fit_on_holdout, linear_estimator, linear_stack,
-                                      mean_stack_tensors)
+from archfuse.ensembles.choice import check_fallback
+from archfuse.ensembles.stack import check_holdout, fit_on_holdout, linear_stack, mean_stack_tensors, meta_learner
 from archfuse.errors import ConfigError
 
 SAMPLINGS = ("bootstrap", "shards")
@@ -47,7 +48,8 @@ def sample_weights(index: Tensor, member: int, members: int, sampling: str, seed
 class Bagging(MemberEnsemble):
     uses_sample_index = True
 
-    def __init__(self, *, sampling: str, combine: str, seed: int, estimator: Any, holdout: float, **choice: Any):
+    def __init__(self, *, sampling: str, combine: str, seed: int, estimator: Any, holdout: float, fallback: bool,
+                 inner_cv: int, c_grid: list[float], **choice: Any):
         super().__init__(**choice)
         if sampling not in SAMPLINGS:
             raise ConfigError("ensemble.sampling", f"unknown sampling {sampling!r}; choose bootstrap or shards")
@@ -58,7 +60,8 @@ class Bagging(MemberEnsemble):
             if estimator is None:
                 raise ConfigError("ensemble.estimator", "combine: stack needs a meta-learner, e.g. "
                                   "{_target_: sklearn.linear_model.LogisticRegression}")
-            self.estimator, self.holdout = linear_estimator(estimator), check_holdout(holdout)
+            self.learner, self.holdout = meta_learner(estimator, inner_cv, c_grid), check_holdout(holdout)
+            self.fallback = check_fallback(fallback)
         elif combine not in COMBINE:
             raise ConfigError("ensemble.combine", f"unknown combination {combine!r}; choose probs (average of "
                               "probabilities), logits (average of logits) or stack (a fitted meta-learner)")
@@ -92,5 +95,5 @@ class Bagging(MemberEnsemble):
         seen = [float((sample_weights(index, m, k, self.sampling, self.seed) > 0).float().mean()) for m in range(k)]
         fitted = {"sampling": self.sampling, "share_of_training_images_seen": seen, "training_images": len(index)}
         if self.space == "stack":  # members never train on validation images: no leakage into the stack
-            fitted.update(fit_on_holdout(net, data, self.estimator, self.holdout, self.seed))
+            fitted.update(fit_on_holdout(net, data, self.learner, self.holdout, self.seed, self.fallback))
         return fitted

@@ -2,19 +2,26 @@
 
 The meta-learner is fitted on a held-out share (``holdout``) of the validation predictions only, never
 on a prediction of an image a member trained on: the members never see validation images, and the
-remaining part of validation measures the stack honestly. Any linear classifier (``estimator._target_``,
+remaining part of validation measures the stack honestly. With ``fallback`` the stack is the best of
+three candidates on that remaining part: the fitted meta-learner, the mean of the members'
+log-probabilities, or the best member alone (``archfuse.ensembles.choice``); all three are linear
+stacks, so the checkpoint holds whichever was chosen. The meta-learner's C is chosen by ``inner_cv``-fold
+cross-validation over ``c_grid`` on the share it is fitted on. Any linear classifier (``estimator._target_``,
 LogisticRegression by default) works: its coefficients and intercepts are stored as the combiner's
 tensors, so the checkpoint holds the whole stack and loads with weights_only. A non-linear estimator
 has no such tensors and is refused before training.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from archfuse.checks import check_number, is_int, must_be
+from archfuse.checks import check_number, is_int, is_number, must_be
 from archfuse.ensembles.base import CombinerData
+from archfuse.ensembles.choice import (Fit, best_member, check_fallback, choose_by_cv, choose_on_holdout,
+                                      cross_validated, folds_of, one_thread, scores)
 from archfuse.ensembles.members import MemberEnsemble, accuracy_of
 from archfuse.errors import ConfigError
 from archfuse.instantiate import build
@@ -85,26 +92,108 @@ def mean_stack_tensors(k: int, num_classes: int) -> dict[str, Tensor]:
     return {"coef": coef, "intercept": torch.zeros(num_classes)}
 
 
-def fit_on_holdout(net: nn.Module, data: CombinerData, estimator: Any, holdout: float, seed: int) -> dict[str, Any]:
+def member_stack_tensors(member: int, k: int, num_classes: int) -> dict[str, Tensor]:
+    """A stack that answers with one member's log-probabilities."""
+    coef = torch.zeros(num_classes, k * num_classes)
+    coef[:, member * num_classes:(member + 1) * num_classes] = torch.eye(num_classes)
+    return {"coef": coef, "intercept": torch.zeros(num_classes)}
+
+
+@dataclass(frozen=True)
+class MetaLearner:
+    """The linear meta-learner; its C chosen by ``inner_cv``-fold cross-validation over ``c_grid`` (the
+    lowest held-out log-loss, the smaller C on a tie) on the predictions it is fitted on. ``inner_cv: 0``,
+    or an estimator without C, fits the estimator as given."""
+
+    estimator: Any
+    inner_cv: int
+    c_grid: tuple[float, ...]
+
+    def fit(self, member_logits: Tensor, y: Tensor) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        learner, found = clone(self.estimator), {}
+        counts = torch.bincount(y)
+        if self.inner_cv and counts[counts > 0].min() < self.inner_cv:  # a fold could lack a class entirely
+            found = {"inner_cv": f"not run: a class has fewer than {self.inner_cv} of the {len(y)} samples"}
+        elif self.inner_cv and "C" in learner.get_params():
+            split = folds_of(y, self.inner_cv)
+            nll = [scores(cross_validated(linear_stack, self.with_c(c), member_logits, y, split), y)["val_nll"]
+                   for c in self.c_grid]
+            chosen = self.c_grid[nll.index(min(nll))]
+            learner.set_params(C=chosen)
+            found = {"C": chosen, "inner_cv": {"folds": len(split), "C": list(self.c_grid), "val_nll": nll}}
+        elif self.inner_cv:
+            found = {"inner_cv": f"not run: {type(learner).__name__} has no parameter C"}
+        return fitted_stack(learner, member_logits, y), found
+
+    def with_c(self, c: float) -> Fit:
+        return lambda member_logits, y: (fitted_stack(clone(self.estimator).set_params(C=c), member_logits, y), {})
+
+
+def fitted_stack(learner: Any, member_logits: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """``learner`` fitted on the members' log-probabilities, as the stack's tensors."""
+    features = member_features(member_logits)
+    learner.fit(features.numpy(), y.numpy())
+    coef, intercept = linear_tensors(learner, member_logits.shape[-1], features.shape[1])
+    return {"coef": coef, "intercept": intercept}
+
+
+def meta_learner(estimator: Any, inner_cv: Any, c_grid: Any) -> MetaLearner:
+    """The checked meta-learner options (shared by ensemble=stack and bagging with combine: stack)."""
+    if not is_int(inner_cv, 0) or inner_cv == 1:
+        raise must_be("ensemble.inner_cv", "0 (the estimator's C as given) or at least 2 folds", inner_cv)
+    if not isinstance(c_grid, list | tuple) or not c_grid or not all(is_number(c, 0.0, low_open=True) for c in c_grid):
+        raise must_be("ensemble.c_grid", "a non-empty list of positive numbers (values of the estimator's C)", c_grid)
+    return MetaLearner(linear_estimator(estimator), inner_cv, tuple(sorted(float(c) for c in c_grid)))
+
+
+def stack_candidates(learner: MetaLearner, k: int, num_classes: int) -> dict[str, Fit]:
+    """The fitted meta-learner and its fallbacks, all as linear stacks."""
+    def best(member_logits: Tensor, y: Tensor) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        member = best_member(member_logits, y)
+        return member_stack_tensors(member, k, num_classes), {"member": member}
+
+    return {"best_member": best, "mean": lambda member_logits, y: (mean_stack_tensors(k, num_classes), {}),
+            "fitted": learner.fit}
+
+
+def the_choice(choice: dict[str, Any], fallback: bool) -> dict[str, Any]:
+    """What the report shows of a choice: the fitted meta-learner's C and inner cross-validation, and with
+    ``fallback`` what was chosen among which candidates, scored on what, and why."""
+    found = choice["candidates"]["fitted"]
+    tuned = {"C": found["C"]} if "C" in found else {}
+    if "inner_cv" in found:
+        tuned["inner_cv"] = found.pop("inner_cv")  # once, beside C, not under every candidate
+    return {**choice, **tuned} if fallback else tuned
+
+
+def set_stack(net: nn.Module, tensors: dict[str, Tensor]) -> None:
+    net.combiner.coef.copy_(tensors["coef"])
+    net.combiner.intercept.copy_(tensors["intercept"])
+
+
+def fit_on_holdout(net: nn.Module, data: CombinerData, learner: MetaLearner, holdout: float, seed: int,
+                   fallback: bool) -> dict[str, Any]:
     """Fit the meta-learner on a held-out share of the validation predictions (images no member trained
-    on) into the combiner's tensors; the rest of validation measures it."""
+    on) into the combiner's tensors; the rest of validation measures it, and with ``fallback`` chooses
+    between it, the members' mean and the best member."""
     logits, y = data.member_logits("val")
     fit_idx, rest_idx = holdout_split(y, holdout, seed)
-    learner = clone(estimator)
-    learner.fit(member_features(logits[:, fit_idx]).numpy(), y[fit_idx].numpy())
-    coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
-    net.combiner.coef.copy_(coef)
-    net.combiner.intercept.copy_(intercept)
+    k, num_classes = logits.shape[0], logits.shape[-1]
+    candidates = stack_candidates(learner, k, num_classes) if fallback else {"fitted": learner.fit}
+    with one_thread():
+        tensors, choice = choose_on_holdout(linear_stack, candidates, logits, y, fit_idx, rest_idx)
+    set_stack(net, tensors)
     rest = logits[:, rest_idx]
-    return {"estimator": repr(estimator), "fit_samples": len(fit_idx),
+    return {"estimator": repr(learner.estimator), "fit_samples": len(fit_idx),
             "holdout_samples": len(rest_idx), "holdout_val_acc": accuracy_of(net.combiner(rest), y[rest_idx]),
-            "holdout_member_val_acc": [accuracy_of(m, y[rest_idx]) for m in rest]}
+            "holdout_member_val_acc": [accuracy_of(m, y[rest_idx]) for m in rest], **the_choice(choice, fallback)}
 
 
 class Stack(MemberEnsemble):
     combine = staticmethod(linear_stack)
 
-    def __init__(self, *, estimator: Any, holdout: float, oof_folds: int, seed: int, **choice: Any):
+    def __init__(self, *, estimator: Any, holdout: float, oof_folds: int, seed: int, fallback: bool, inner_cv: int,
+                 c_grid: list[float], **choice: Any):
         super().__init__(**choice)
         if not is_int(oof_folds, 0) or oof_folds == 1:
             raise must_be("ensemble.oof_folds", "0 (fit on a held-out share of validation) or at least 2 folds",
@@ -114,7 +203,8 @@ class Stack(MemberEnsemble):
                               "have no out-of-fold predictions; use ensemble.holdout with ensemble.checkpoints")
         self.oof_folds = oof_folds
         self.holdout = check_holdout(holdout)
-        self.estimator, self.seed = linear_estimator(estimator), seed
+        self.learner, self.seed = meta_learner(estimator, inner_cv, c_grid), seed
+        self.estimator, self.fallback = self.learner.estimator, check_fallback(fallback)
 
     def combiner_tensors(self, k: int, num_classes: int) -> dict[str, Tensor]:
         return mean_stack_tensors(k, num_classes)
@@ -122,21 +212,29 @@ class Stack(MemberEnsemble):
     def fit_combiner(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         if self.oof_folds:
             return self.fit_out_of_fold(net, data)
-        return fit_on_holdout(net, data, self.estimator, self.holdout, self.seed)
+        return fit_on_holdout(net, data, self.learner, self.holdout, self.seed, self.fallback)
 
     def fit_out_of_fold(self, net: nn.Module, data: CombinerData) -> dict[str, Any]:
         """Members trained afresh K times, each time on K-1 folds of the train+val pool, predict the fold
         they did not see; the meta-learner is fitted on these predictions, which cover the pool once.
-        The run's own members (trained on the train split) then use it; validation measures the stack."""
+        With ``fallback``, the candidates are compared by K-fold cross-validation over these predictions
+        (the meta-learner fitted on K-1 folds of them, scored on the last). The run's own members (trained
+        on the train split) then use the chosen stack; validation measures it."""
         logits, y = out_of_fold_logits(data, self.oof_folds)
-        learner = clone(self.estimator)
-        learner.fit(member_features(logits).numpy(), y.numpy())
-        coef, intercept = linear_tensors(learner, net.combiner.coef.shape[0], net.combiner.coef.shape[1])
-        net.combiner.coef.copy_(coef)
-        net.combiner.intercept.copy_(intercept)
+        with one_thread():
+            tensors, choice = self.choose_out_of_fold(logits, y)
+        set_stack(net, tensors)
         val, y_val = data.member_logits("val")
         return {"estimator": repr(self.estimator), "oof_folds": self.oof_folds, "fit_samples": len(y),
-                "oof_member_acc": [accuracy_of(m, y) for m in logits], "val_acc": accuracy_of(net.combiner(val), y_val)}
+                "oof_member_acc": [accuracy_of(m, y) for m in logits], "val_acc": accuracy_of(net.combiner(val), y_val),
+                **the_choice(choice, self.fallback)}
+
+    def choose_out_of_fold(self, logits: Tensor, y: Tensor) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        if self.fallback:
+            candidates = stack_candidates(self.learner, logits.shape[0], logits.shape[-1])
+            return choose_by_cv(linear_stack, candidates, logits, y, self.oof_folds, "the out-of-fold predictions")
+        tensors, found = self.learner.fit(logits, y)
+        return tensors, {"candidates": {"fitted": found}}
 
 
 def out_of_fold_logits(data: CombinerData, folds: int) -> tuple[Tensor, Tensor]:
