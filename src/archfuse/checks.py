@@ -9,6 +9,7 @@ ConfigError, or :func:`must_be` for the usual shape.
 A bool is never a count or a number here, although Python's bool is an int: ``size: true`` is a mistake.
 """
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -92,4 +93,25 @@ def check_file(key: str, path: Any, hint: str) -> Path:
     p = Path(str(path)).expanduser()
     if not p.is_file():
         raise ConfigError(key, f"{p} does not exist; {hint}")
+    return p
+
+
+def check_writable_dir(key: str, path: Any, hint: str) -> Path:
+    """A folder that exists and takes new entries, or can be created (``~`` expanded), returned as an
+    absolute Path; nothing is left behind. The nearest existing folder above it is tried by making a
+    folder in it and removing it again: permission bits say little to root, to read-only or to virtual
+    file systems (``/proc``). Message: ``cannot create PATH: WHY; HINT`` (``cannot write in PATH`` when it
+    exists)."""
+    p = Path(str(path)).expanduser().absolute()
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    what = f"cannot create {p}" if existing != p else f"cannot write in {p}"
+    if not existing.is_dir():
+        raise ConfigError(key, f"{what}: {existing} is a file, not a folder; {hint}")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".archfuse-write-check-").cleanup()
+    except OSError as err:
+        where = f": no folder can be made in {existing}" if existing != p else ""
+        raise ConfigError(key, f"{what}{where} ({err.strerror}); {hint}") from None
     return p

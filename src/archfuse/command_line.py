@@ -4,9 +4,14 @@ config group (``ensemble=nonsense``) or a misspelt key (``trainer.max_epoch=3``,
 Hydra alone would print its own hint and exit 1.
 
 The config is composed once here (about 0.1 s); a multirun's sweep overrides (``a,b``, ``choice()``,
-``range()``, ``interval()``) are composed with their first value, so their keys are checked too."""
+``range()``, ``interval()``) are composed with their first value, so their keys are checked too.
+
+Before that, a value written from the home directory (``data.root=~/data``: the shell leaves a ``~`` after
+``=`` alone, and Hydra's parser refuses it) is expanded; and, before Hydra creates any directory, the
+folder runs are written to must be one that can be created or written in."""
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,18 @@ from omegaconf import DictConfig, OmegaConf
 HYDRA_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--config-path", "-cp",
                "--config-name", "-cn", "--config-dir", "-cd", "--resolve", "-p", "--package", "--shell-completion",
                "-sc", "--experimental-rerun", "--version")
+
+
+def expand_home(argv: list[str]) -> list[str]:
+    """``KEY=~/PATH`` (or ``KEY=~``) with the home directory written out, as the shell does for a word
+    that starts with ``~``; ``~KEY`` (Hydra's delete) and options (``-m``, ``--cfg``) are left as given."""
+    expanded = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key and not key.startswith(("-", "~")) and (value == "~" or value.startswith("~/")):
+            arg = f"{key}={os.path.expanduser(value)}"
+        expanded.append(arg)
+    return expanded
 
 
 def _first_value(override: Any) -> str:
@@ -119,8 +136,28 @@ def _message(err: Exception, config_dir: str, config_name: str, overrides: list[
     return None  # anything else is Hydra's to report, as it would
 
 
-def check_command_line(argv: list[str], config_dir: str, config_name: str) -> str | None:
-    """Why the overrides in ``argv`` cannot compose (one line naming the key), or None."""
+def _unwritable(config: DictConfig, key: str) -> str | None:
+    """Why the folder at ``key`` cannot hold the run's files, or None (also when it is not known yet)."""
+    from archfuse.checks import check_writable_dir
+    from archfuse.errors import ConfigError
+
+    try:
+        folder = OmegaConf.select(config, key, throw_on_missing=True)
+    except Exception:  # an interpolation only the run can resolve: the run reports it
+        return None
+    if not isinstance(folder, str) or not folder:
+        return None
+    try:
+        check_writable_dir(key, folder, f"set {key} to a folder you can write to ({key}=DIR)")
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def check_command_line(argv: list[str], config_dir: str, config_name: str,
+                       output_key: str | None = None) -> str | None:
+    """Why the overrides in ``argv`` cannot compose (one line naming the key), or None. ``output_key``:
+    the config key of the folder the command creates its run directories in, which must be writable."""
     if any(a.split("=")[0] in HYDRA_FLAGS for a in argv):
         return None
     parsed = _parse(argv)
@@ -138,11 +175,11 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str) -> st
     try:
         with initialize_config_dir(config_dir, version_base="1.3"):
             try:
-                compose(config_name, overrides=overrides, return_hydra_config=True)
+                config = compose(config_name, overrides=overrides, return_hydra_config=True)
             except CompactHydraException as err:
                 return _message(err, config_dir, config_name, overrides)
             except Exception:  # anything else (an interpolation resolved later, ...) is the run's to report
                 return None
+            return _unwritable(config, output_key) if output_key else None
     finally:
         GlobalHydra.instance().clear()
-    return None

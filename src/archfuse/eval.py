@@ -6,7 +6,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.command_line import check_command_line
+from archfuse.command_line import check_command_line, expand_home
 from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 from archfuse.process import exit_now, importable_cwd
@@ -36,6 +36,8 @@ def evaluate(cfg: dict[str, Any]) -> float:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def _eval(cfg: DictConfig) -> float:
     try:
+        if OmegaConf.is_missing(cfg, "ckpt"):
+            raise ConfigError("ckpt", "missing: give the checkpoint to test, archfuse-eval ckpt=PATH")
         return evaluate(OmegaConf.to_container(cfg, resolve=True))
     except ConfigError as err:
         print(f"archfuse-eval: error: {err}", file=sys.stderr)
@@ -44,6 +46,7 @@ def _eval(cfg: DictConfig) -> float:
 
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
+    sys.argv[1:] = expand_home(sys.argv[1:])
     bad = check_command_line(sys.argv[1:], config_dir(), "eval")
     if bad:
         print(f"archfuse-eval: error: {bad}", file=sys.stderr)

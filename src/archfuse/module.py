@@ -20,6 +20,10 @@ from archfuse.ensembles.none import NoEnsemble
 from archfuse.randomness import epoch_seed, fit_epoch
 from archfuse.recipes.base import Recipe
 
+# The metrics logged below that a callback (checkpoint, early stopping) can monitor; a recipe's loss terms
+# and steps add train/ ones of their own.
+MONITORABLE = ("val/acc", "val/acc_best", "val/loss", "train/acc", "train/loss")
+
 
 class ClassifierModule(LightningModule):
     """Classifier trained with ``criterion`` (plus the recipe's loss terms); evaluated with plain

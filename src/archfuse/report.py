@@ -134,7 +134,7 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
     m, c = payload["metrics"], payload.get("cost") or {}
     table = Table(title="archfuse run", show_header=False)
     table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")  # long run directories wrap instead of being cut
+    table.add_column(overflow="fold")
     rows = [(name, f"{m.get(name, float('nan')):.4f}") for name in ("val/acc_best", "test/acc")]
     if "seeds" in payload:  # mean +- sample standard deviation over the seeds
         n = len(payload["seeds"]["runs"])
@@ -163,7 +163,7 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
         rows += [("params", f"{c['params']:,}"), ("MACs", f"{c['macs']:,}"),
                  ("size", f"{c['size_bytes'] / 1024:.1f} KiB"),
                  ("latency", f"{c['latency_ms']:.3f} ms (batch {c['latency_batch_size']}, CPU)")]
-    rows.append(("run directory", str(run_dir)))
     for key, value in rows:
         table.add_row(key, value)
     Console(width=120).print(table)
+    print(f"run directory: {run_dir}")  # whole, on one line, to copy: never wrapped by the table

@@ -6,7 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.command_line import check_command_line
+from archfuse.command_line import check_command_line, expand_home
 from archfuse.config_dir import config_dir
 from archfuse.ranks import global_rank
 from archfuse.resolvers import register_resolvers
@@ -74,10 +74,10 @@ def main(fast_exit: bool = True) -> None:
 
 def _main() -> None:
     importable_cwd()
-    sys.argv[1:] = params_on_command_line(sys.argv[1:])
+    sys.argv[1:] = params_on_command_line(expand_home(sys.argv[1:]))
     bad = check_overrides(sys.argv[1:])
     if not bad and global_rank() == 0:  # a DDP rank runs the command line rank 0 has checked already
-        bad = check_command_line(sys.argv[1:], config_dir(), "train")
+        bad = check_command_line(sys.argv[1:], config_dir(), "train", output_key="paths.output_dir")
     if bad:
         print(f"archfuse-train: error: {bad}", file=sys.stderr)
         sys.exit(2)

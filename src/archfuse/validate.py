@@ -4,6 +4,7 @@ on the real parameters, a checkpoint to start from). Each failure is a ConfigErr
 
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 
 from archfuse.build import Parts, build_run
@@ -13,6 +14,7 @@ from archfuse.errors import ConfigError
 from archfuse.instantiate import locate
 from archfuse.models import DATA_SHAPE_ARGS
 from archfuse.models.build import check_forward
+from archfuse.module import MONITORABLE
 from archfuse.objective import check_objective
 from archfuse.options import check_options
 from archfuse.trainer import build_trainer, lightning_silenced
@@ -55,6 +57,28 @@ def check_keys(config: dict[str, Any]) -> None:
     for name in ("batch_size", "repeats"):
         check_positive(f"cost.{name}", (config.get("cost") or {}).get(name, 1))
     check_objective(config)
+    check_monitors(config)
+
+
+def check_monitors(config: dict[str, Any]) -> None:
+    """A callback's ``monitor`` names a metric the run logs: Lightning would find out only after the
+    first epoch."""
+    for name, node in (config.get("callbacks") or {}).items():
+        monitor = node.get("monitor") if isinstance(node, dict) else None
+        if isinstance(monitor, str) and monitor not in MONITORABLE and not monitor.startswith("train/"):
+            raise ConfigError(f"callbacks.{name}.monitor", f"the run logs no metric {monitor!r}; monitor one of "
+                              f"{', '.join(MONITORABLE)} (or a recipe's train/ metric)")
+
+
+def check_criterion(config: dict[str, Any], parts: Parts) -> None:
+    """The training loss on a batch of two: a value torch takes when the loss is built but refuses when it
+    is computed (``label_smoothing=2``) fails now, not at the first training step."""
+    logits = torch.zeros(2, parts.datamodule.num_classes)
+    try:
+        parts.module.criterion(logits, torch.zeros(2, dtype=torch.long))
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ConfigError("criterion", f"{config['criterion']['_target_']} failed on a batch of logits and "
+                          f"labels: {err}") from None
 
 
 def check_folds(config: dict[str, Any], parts: Parts) -> None:
@@ -100,7 +124,12 @@ def check_trainer(config: dict[str, Any]) -> None:
     refuses (precision, strategy, a checkpoint option) fails now, not after the data has loaded. Nothing is
     written: the logger and checkpoints create their files only when they first write."""
     with lightning_silenced():
-        build_trainer(config, config["paths"]["run_dir"], quiet=True)
+        trainer = build_trainer(config, config["paths"]["run_dir"], quiet=True)
+    for logger in trainer.loggers:  # where a logger will write (name, version), worked out without writing
+        try:
+            getattr(logger, "log_dir", None)
+        except (TypeError, ValueError) as err:
+            raise ConfigError("logger", f"{config['logger']['_target_']} cannot name its folder: {err}") from None
 
 
 def validate(config: dict[str, Any]) -> Parts:
@@ -112,6 +141,7 @@ def validate(config: dict[str, Any]) -> Parts:
     parts.datamodule.check_available()
     check_folds(config, parts)
     check_forward(parts.module.net, parts.datamodule.input_shape, parts.datamodule.num_classes)
+    check_criterion(config, parts)
     parts.module.recipe.check(parts.module.net, parts.datamodule)
     parts.module.ensemble.check(parts.module.net, parts.datamodule)
     check_optimizer(config, parts)

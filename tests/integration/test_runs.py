@@ -31,10 +31,11 @@ def test_a_run_leaves_config_checkpoints_events_and_summary(trained_run):
     assert "model-seed003" in trained_run.name and "debug-fast" in trained_run.name
 
 
-def test_quiet_mode_prints_the_config_tree_and_the_summary_only(trained):
+def test_quiet_mode_prints_the_config_tree_and_the_summary_only(trained, trained_run):
     out = trained.stdout
     assert "config" in out and "_target_: archfuse.models.seed003.Seed003" in out  # print_config=true
-    assert "archfuse run" in out and "test/acc" in out and "run directory" in out
+    assert "archfuse run" in out and "test/acc" in out
+    assert f"run directory: {trained_run}\n" in out  # whole, on one line
     assert "Epoch 0" not in out and "GPU available" not in out + trained.stderr  # no progress bar, no chatter
 
 

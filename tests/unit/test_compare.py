@@ -205,3 +205,48 @@ def test_pruned_runs_show_their_status_and_sort_last_where_a_metric_is_missing()
     lines = render(table, "markdown").splitlines()
     assert lines[0].endswith("| status |") and lines[3].endswith("| pruned |")
     assert "|  |" in lines[3]  # no test/acc for the pruned run
+
+
+def test_a_users_own_class_under_a_chosen_name_shows_as_a_differing_key():
+    own = make_run("own", 0.9, 10, **{"model._target_": "mynets.Net", "model.width": 8})
+    runs = [make_run("a", 0.8, 10, **{"model._target_": "archfuse.models.ConvNet", "model.width": 8}),
+            make_run("b", 0.85, 10, **{"model._target_": "archfuse.models.ConvNet", "model.width": 16}), own]
+    assert differing_keys(runs) == ["model._target_", "model.width"]
+    # Where the chosen name tells the class, the column is left out.
+    named = [make_run("a", 0.8, 10, model="convnet", **{"model._target_": "archfuse.models.ConvNet"}),
+             make_run("b", 0.8, 10, model="mlp", **{"model._target_": "archfuse.models.MLP"})]
+    assert differing_keys(named) == ["model"]
+
+
+def test_plot_of_many_mixed_runs_keeps_every_label_inside_without_warnings(tmp_path):
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from archfuse.comparison import plot as plot_module
+
+    runs = [make_run(f"r{i}", 0.80 + 0.01 * (i % 7), 10 ** (2 + i % 5) * (1 + i),
+                     **{"model": ["convnet", "mlp", "seed000", "seed003"][i % 4], "model.width": 8 * (i + 1),
+                        "recipe": ["none", "prune", "distill"][i % 3], "optimizer.lr": 10 ** -(i % 4)})
+            for i in range(16)]
+    table = build_table(runs)
+    kept = []
+    real_close = plt.close
+    plt.close = lambda fig: kept.append(fig)  # keep the figure to measure where its labels were drawn
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plot_module.plot(table, tmp_path / "front.png")
+    finally:
+        plt.close = real_close
+    fig = kept[0]
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    labels = [t for t in fig.axes[0].texts]
+    assert len(labels) == 16 and all(len(t.get_text()) <= plot_module.LABEL_LENGTH for t in labels)
+    for text in labels:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, \
+            text.get_text()
+    assert (tmp_path / "front.png").stat().st_size > 10_000
+    real_close(fig)

@@ -7,6 +7,9 @@ from archfuse.comparison.table import Row, Table
 from archfuse.errors import ConfigError
 
 
+LABEL_LENGTH = 40  # a point's label; the table holds the whole configuration
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the (cost, accuracy) points no other point dominates (lower cost, higher accuracy),
     cheapest first."""
@@ -29,7 +32,22 @@ def _compact(x: float, _: object = None) -> str:
 def point_label(row: Row, table: Table) -> str:
     """What tells the row apart: its values of the differing keys (``model.width=8``), else its name."""
     parts = [f"{k.rsplit('.', 1)[-1]}={row.config.get(k)}" for k in table.keys]
-    return ", ".join(parts) or row.label
+    label = ", ".join(parts) or row.label
+    return label if len(label) <= LABEL_LENGTH else label[:LABEL_LENGTH - 1] + "…"
+
+
+def _label_points(ax, labels: list[str], points: list[tuple[float, float]], front: list[int], log_x: bool) -> None:
+    """Each point's label beside it, on the side with room: points in the right half of the axes get
+    theirs on the left. Front points are labelled in black, the others in grey."""
+    import math
+
+    xs = [math.log(p[0]) if log_x else p[0] for p in points]
+    middle = (min(xs) + max(xs)) / 2
+    for i, (label, point) in enumerate(zip(labels, points)):
+        right_half = xs[i] > middle
+        ax.annotate(label, point, textcoords="offset points", xytext=(-6 if right_half else 6, -10), fontsize=7,
+                    ha="right" if right_half else "left", color="black" if i in front else "0.5",
+                    annotation_clip=False)
 
 
 def plot(table: Table, path: str | Path, metric: str = "val/acc_best", cost: str = "cost/params") -> list[Row]:
@@ -47,31 +65,30 @@ def plot(table: Table, path: str | Path, metric: str = "val/acc_best", cost: str
 
     points = [(r.mean[cost], r.mean[metric]) for r in rows]
     front = pareto_front(points)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    # Constrained layout makes room for the axis labels and title at any number of points (tight_layout
+    # gives up with a warning); labels near the right edge point left so they stay inside the axes.
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120, layout="constrained")
     errors = [r.std.get(metric) or 0.0 for r in rows]
     ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=errors if any(errors) else None,
                 fmt="o", color="0.6", ecolor="0.8", zorder=2)
     fx, fy = [points[i][0] for i in front], [points[i][1] for i in front]
     ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, zorder=3)
     ax.scatter(fx, fy, s=60, color="tab:red", zorder=4)
-    for i, row in enumerate(rows):
-        on_front = i in front
-        ax.annotate(point_label(row, table), points[i], textcoords="offset points", xytext=(6, -10), fontsize=8,
-                    color="black" if on_front else "0.5")
     costs = [p[0] for p in points]
-    if min(costs) > 0 and max(costs) / min(costs) > 20:
+    log_x = min(costs) > 0 and max(costs) / min(costs) > 20
+    if log_x:
         ax.set_xscale("log")
+    ax.margins(0.12)
+    _label_points(ax, [point_label(row, table) for row in rows], points, front, log_x)
     ax.set_xlabel(cost + (" (lower is better)"))
     ax.set_ylabel(metric + (" (mean ± std)" if any(errors) else ""))
-    ax.set_title(f"{metric} against {cost}: {len(rows)} points, {len(front)} on the Pareto front (red)",
+    ax.set_title(f"{metric} against {cost}:\n{len(rows)} points, {len(front)} on the Pareto front (red)",
                  fontsize=10)
     if cost != "cost/latency_ms":
         from matplotlib.ticker import FuncFormatter
 
         ax.xaxis.set_major_formatter(FuncFormatter(_compact))
     ax.grid(alpha=0.3)
-    ax.margins(0.12)
-    fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -40,9 +40,9 @@ def _config_of(summary: dict[str, Any]) -> dict[str, Any]:
     choices = {k: v for k, v in (summary.get("choices") or {}).items()
                if k not in ("paths", "logger", "callbacks") and not k.startswith("hydra")}
     flat = flatten(summary.get("config") or {})
-    noise = {f"{group}._target_" for group in choices}
-    flat = {k: v for k, v in flat.items()
-            if not k.startswith(IGNORED) and k not in noise and not k.endswith("._partial_")}
+    # GROUP._target_ stays: a user's own class under a chosen name (model=seed000 model._target_=my.Net) must
+    # show; differing_keys drops it where the choice alone tells it.
+    flat = {k: v for k, v in flat.items() if not k.startswith(IGNORED) and not k.endswith("._partial_")}
     return {**choices, **flat}
 
 

@@ -107,7 +107,18 @@ def differing_keys(runs: list[Run], exclude: tuple[str, ...] = ()) -> list[str]:
     for run in runs:
         keys += [k for k in run.config if k not in keys and k not in exclude]
     first = runs[0].config if runs else {}
-    return [k for k in keys if any(not _same(r.config.get(k, _MISSING), first.get(k, _MISSING)) for r in runs)]
+    differ = [k for k in keys if any(not _same(r.config.get(k, _MISSING), first.get(k, _MISSING)) for r in runs)]
+    return [k for k in differ if not _told_by_choice(k, runs)]
+
+
+def _told_by_choice(key: str, runs: list[Run]) -> bool:
+    """``GROUP._target_`` where the runs that chose the same GROUP name the same class: the column
+    GROUP tells it already. Where one run put its own class under a chosen name, the key stays."""
+    group, _, leaf = key.rpartition(".")
+    if leaf != "_target_" or not group or not all(group in r.config for r in runs):
+        return False
+    targets: dict[str, Any] = {}
+    return all(targets.setdefault(repr(r.config[group]), r.config.get(key)) == r.config.get(key) for r in runs)
 
 
 def _row_of(run: Run) -> Row:
