@@ -23,10 +23,19 @@ from archfuse.validate import validate
 CallbacksFor = Callable[[int], list[Any]]
 
 
-def discard_run_dir(run_dir: Path) -> None:
-    """A run stopped by bad input leaves nothing behind that looks like a run."""
+def discard_run_dir(run_dir: Path, output_dir: Path) -> None:
+    """A run stopped by bad input leaves nothing behind that looks like a run, nor the folders above it
+    (``outputs/runs``) where it made them and they are now empty."""
     if run_dir.is_dir() and not (run_dir / FILE).exists() and not (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
+        top = output_dir.absolute()
+        for parent in run_dir.absolute().parents:
+            if parent != top and top not in parent.parents:
+                break
+            try:
+                parent.rmdir()  # only an empty folder goes; another run's folder stays
+            except OSError:
+                break
 
 
 def run_job(config: dict[str, Any], choices: dict[str, str], is_rank_zero: bool = True,
@@ -56,7 +65,7 @@ def _job(config: dict[str, Any], choices: dict[str, str], run_dir: Path, is_rank
     except BaseException as err:
         # bad input, found before training (or, for sizes only known then, at data loading)
         if isinstance(err, ConfigError) and is_rank_zero:
-            discard_run_dir(run_dir)
+            discard_run_dir(run_dir, Path(config["paths"]["output_dir"]))
         end_job(failed=True)  # this error is the one to report, not the other ranks' reaction to it
         raise
     end_job()
