@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"read the cache:                         {med(read_only):.3f} s  ({n / med(read_only):,.0f} images/s)")
     print(f"  ratio {med(decode_only) / med(read_only):.0f}x")
     print(f"whole start of the data module (scan, decode or read, split sizes checked), median of {args.repeats}:")
-    print(f"first run  {med(decoded):.3f} s;  later runs  {med(cached):.3f} s;  ratio {med(decoded) / med(cached):.1f}x")
+    print(f"first run  {med(decoded):.3f} s;  later runs  {med(cached):.3f} s;  "
+          f"ratio {med(decoded) / med(cached):.1f}x")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

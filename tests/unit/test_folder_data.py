@@ -133,7 +133,7 @@ def test_image_size_resizes_mixed_sizes_and_without_it_they_are_refused(tmp_path
     assert err.value.key == "data.image_size"
     assert f"{root / 'a' / '000.png'} is 12x10, {root / 'b' / 'big.png'} is 30x30" in str(err.value)
     assert "data.image_size=H or [H,W]" in str(err.value)
-    assert entries(tmp_path / "cache") == []  # nothing half-written is left
+    assert not (tmp_path / "cache").exists()  # nothing is left: no half-written entry, no lock, no folder
     dm = folder(root, tmp_path / "cache", image_size=16, test_fraction=0.3, val_fraction=0.3)
     assert dm.input_shape == (1, 16, 16)
 
@@ -149,7 +149,7 @@ def test_the_cache_is_reused_and_a_changed_file_makes_a_new_entry(tmp_path, caps
     again = folder(root, cache)
     again.check_available()
     assert capsys.readouterr().err == ""  # read from the cache, nothing decoded
-    assert len(entries(cache)) == 1
+    assert len(entries(cache)) == 1 and sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy"]
     assert torch.equal(again._decoded.images, first._decoded.images)
     write_image(root / "ant" / "005.png", pixels((1, 12, 10), 999))  # same name and size, new pixels and mtime
     changed = folder(root, cache)

@@ -54,15 +54,16 @@ class FolderDataModule(TensorDataModule):
     a budget in MiB for the decoded uint8 images; ``cache_dir`` where they are cached (null: the user's
     cache folder, $XDG_CACHE_HOME/archfuse/images or ~/.cache/archfuse/images)."""
 
-    def __init__(self, *, root: str | None, test_fraction: float, channels: str | int, image_size: int | list[int] | None,
-                 skip_bad: bool, in_memory: bool | float, cache_dir: str | None, **kwargs):
+    def __init__(self, *, root: str | None, test_fraction: float, channels: str | int,
+                 image_size: int | list[int] | None, skip_bad: bool, in_memory: bool | float, cache_dir: str | None,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(root, str) or not root:
             raise ConfigError("data.root", "missing: data=folder needs the folder of images, data.root=DIR")
         check_share("data.test_fraction", test_fraction)
         if self.val_fraction + test_fraction >= 1.0:
-            raise ConfigError("data.val_fraction", f"val_fraction ({self.val_fraction}) + test_fraction ({test_fraction}) "
-                              "must be below 1 so that training images remain")
+            raise ConfigError("data.val_fraction", f"val_fraction ({self.val_fraction}) + test_fraction "
+                              f"({test_fraction}) must be below 1 so that training images remain")
         if channels not in ("auto", 1, 3) or isinstance(channels, bool):
             raise must_be("data.channels", "auto, 1 (grayscale) or 3 (RGB)", channels)
         if not isinstance(skip_bad, bool):
@@ -83,7 +84,7 @@ class FolderDataModule(TensorDataModule):
             decoded = load_or_decode(listing, self.channels_option, self.size_option, self.cache_dir, self.skip_bad,
                                      self.in_memory)
             # Index bookkeeping in numpy: a start that reads the cache takes a fraction of a second.
-            self._labels, self._parts = np.asarray(listing.labels, dtype=np.int64), np.asarray(listing.parts)
+            self._file_labels, self._parts = np.asarray(listing.labels, dtype=np.int64), np.asarray(listing.parts)
             keep = np.ones(len(listing.files), dtype=bool)
             keep[list(decoded.bad)] = False
             self._kept = np.flatnonzero(keep)
@@ -121,7 +122,7 @@ class FolderDataModule(TensorDataModule):
     def _check_sizes(self) -> None:
         """Enough images of every class for the splits, named by the option to change."""
         classes = self._listing.classes
-        counts = np.bincount(self._labels[self._kept], minlength=len(classes))
+        counts = np.bincount(self._file_labels[self._kept], minlength=len(classes))
         if counts.min() == 0:
             raise ConfigError("data.skip_bad", f"class {classes[int(counts.argmin())]!r} has no readable images left "
                               "after skipping unreadable files; add images to it or remove its folder")
@@ -135,7 +136,7 @@ class FolderDataModule(TensorDataModule):
 
     def _check_share(self, key: str, share: float, files: np.ndarray, where: str, shown: float | None = None) -> None:
         classes = self._listing.classes
-        counts = np.bincount(self._labels[files], minlength=len(classes))
+        counts = np.bincount(self._file_labels[files], minlength=len(classes))
         n, held = len(files), math.ceil(share * len(files))
         if counts.min() < 2:
             raise ConfigError(key, f"class {classes[int(counts.argmin())]!r} has {counts.min()} image(s) in {where}; a "
@@ -153,12 +154,13 @@ class FolderDataModule(TensorDataModule):
         else:
             try:
                 pool, test = train_test_split(self._kept, test_size=self.test_fraction, random_state=self.seed,
-                                              stratify=self._labels[self._kept])
+                                              stratify=self._file_labels[self._kept])
             except ValueError as err:
-                raise ConfigError("data.test_fraction", f"cannot split {len(self._kept)} images stratified: {err}") from None
+                raise ConfigError("data.test_fraction",
+                                  f"cannot split {len(self._kept)} images stratified: {err}") from None
         self._pool_is_val = torch.from_numpy(self._parts[pool] == "val")
         pool, test = torch.from_numpy(pool), torch.from_numpy(test)
-        labels = torch.from_numpy(self._labels)
+        labels = torch.from_numpy(self._file_labels)
         return Arrays(IndexedImages(decoded.images, pool), labels[pool], IndexedImages(decoded.images, test),
                       labels[test])
 

@@ -60,7 +60,9 @@ def cache_key(listing: Listing, channels: int | None, size: tuple[int, int] | No
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (waits for another process holding it); no lock where flock is missing."""
+    """An exclusive lock on ``path`` (waits for another process holding it); no lock where flock is missing.
+    The lock file is removed before the lock is released: a run that waited on it then reads the entry (or
+    decodes again after a failure), and one that starts later finds the entry, or no lock file."""
     try:
         import fcntl
     except ImportError:  # not POSIX: the atomic renames alone keep entries whole
@@ -71,6 +73,7 @@ def _locked(path: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -94,11 +97,6 @@ def load_or_decode(listing: Listing, channels: int | None, size: tuple[int, int]
     ``in_memory``: True (read into memory), False (memory-mapped) or a budget in bytes."""
     key = cache_key(listing, channels, size)
     stem = cache_dir / f"{listing.root.name or 'root'}-{key}"
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError("data.cache_dir", f"cannot create {cache_dir} ({err.strerror or err}); set "
-                          "data.cache_dir to a writable folder") from None
 
     def fits(shape: list[int]) -> bool:
         return in_memory if isinstance(in_memory, bool) else int(np.prod(shape)) <= in_memory
@@ -106,7 +104,7 @@ def load_or_decode(listing: Listing, channels: int | None, size: tuple[int, int]
     n = len(listing.files)
     found = _read_entry(stem, n, in_memory=False)
     if found is None:
-        with _locked(stem.with_suffix(".lock")):
+        with _cache_folder(cache_dir), _locked(stem.with_suffix(".lock")):
             found = _read_entry(stem, n, in_memory=False)  # another run may have written it meanwhile
             if found is None:
                 _decode_into(listing, channels, size, stem, skip_bad)
@@ -118,6 +116,27 @@ def load_or_decode(listing: Listing, channels: int | None, size: tuple[int, int]
     if found.bad and not skip_bad:
         raise bad_file_error(listing, *next(iter(found.bad.items())))
     return found
+
+
+@contextmanager
+def _cache_folder(cache_dir: Path) -> Iterator[None]:
+    """``cache_dir`` created for a new entry, and removed again (when it was created here and is still empty)
+    if the entry cannot be made: bad input leaves nothing behind."""
+    created = [p for p in (cache_dir, *cache_dir.parents) if not p.exists()]
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError("data.cache_dir", f"cannot create {cache_dir} ({err.strerror or err}); set "
+                          "data.cache_dir to a writable folder") from None
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another run's entries, or a folder this one did not make
+                break
+        raise
 
 
 def bad_file_error(listing: Listing, index: int, reason: str) -> ConfigError:
@@ -166,8 +185,8 @@ def _decode_into(listing: Listing, channels: int | None, size: tuple[int, int] |
     write_json_atomic(stem.with_suffix(".json"), {
         "version": CACHE_VERSION, "root": str(listing.root), "shape": [n, c, h, w], "channels": c, "size": [h, w],
         "bad": {str(i): r for i, r in bad.items()}})
-    print(f"data.root: {n - len(bad)} images decoded in {time.perf_counter() - started:.1f} s"
-          + (f", {len(bad)} unreadable files skipped (data.skip_bad=true)" if bad else ""), file=sys.stderr, flush=True)
+    print(f"data.root: {n - len(bad)} images decoded in {time.perf_counter() - started:.1f} s", file=sys.stderr,
+          flush=True)
 
 
 def _store(state: dict, tmp: str, listing: Listing, i: int, img: Tensor, n: int) -> None:
