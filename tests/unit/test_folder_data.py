@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from lightning.pytorch import Callback, Trainer
+from omegaconf import OmegaConf
 from torchvision.io import decode_image
 
 from archfuse.data.folder_scan import scan
 from archfuse.data.images import read_image
 from archfuse.data.storage import MemmapImages
 from archfuse.errors import ConfigError
-from conftest import REPO, cli_env, data_module
+from archfuse.validate import validate
+from conftest import REPO, cli_env, compose_train, data_module
 from image_files import pixels, write_class_folders, write_image
 
 CLASSES = {"zebra": 20, "ant": 20, "mole": 20}  # not in name order: classes are ordered by folder name
@@ -223,6 +226,44 @@ def test_batches_normalise_as_the_whole_set_did_up_front(tmp_path):
     assert torch.equal(torch.cat(list(view.split(10))), view[:])
     assert torch.equal(view[torch.tensor([3, 1])], view[:][torch.tensor([3, 1])])
     assert view[2].shape == (3, 8, 8) and len(view) == view.shape[0] == dm.split_size("train")
+
+
+class Batches(Callback):
+    """The batches the training and validation steps receive (after normalisation and augmentation)."""
+
+    def __init__(self):
+        self.train, self.val = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.train.append((batch[0].clone(), batch[2].clone()))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.val.append((batch[0].clone(), batch[2].clone()))
+
+
+def test_streamed_training_batches_are_augmented_like_any_sets_and_validation_batches_are_not(tmp_path):
+    root = tmp_path / "img"
+    write_class_folders(root, CLASSES, shape=(3, 12, 12))
+    config = OmegaConf.to_container(compose_train([
+        "data=folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.augment=affine",
+        "data.in_memory=0", "data.num_workers=1", "data.batch_size=16", "model=mlp", "model.hidden_sizes=[8]"],
+        tmp_path), resolve=True)
+    parts = validate(config)
+    dm = parts.datamodule
+    dm.include_index = True  # batches carry (x, y, index) so they can be matched to the split
+    seen = Batches()
+    trainer = Trainer(max_epochs=1, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                      callbacks=[seen])
+    trainer.fit(parts.module, datamodule=dm)
+    assert isinstance(dm._decoded.images, MemmapImages)  # over the budget: read from the cache by the worker
+    pool = dm._split["train"][0]
+    assert seen.train and seen.val
+    for x, index in seen.train:
+        assert x.dtype == torch.float32 and x.shape == (len(index), 3, 12, 12)
+        assert not torch.allclose(x, dm.normalise(pool[index]), atol=1e-3)  # every training batch is transformed
+    for x, index in seen.val:
+        assert torch.equal(x, dm.normalise(pool[index]))  # validation sees the images as they are
 
 
 # -- unreadable files ----------------------------------------------------------------------------------
