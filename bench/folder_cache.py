@@ -17,18 +17,22 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
-from archfuse.data.folder import FolderDataModule
-from archfuse.data.folder_scan import scan
-from archfuse.data.image_cache import load_or_decode
-from mnist_png import DEFAULT_SRC, write_pngs
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from archfuse.build import build_datamodule  # noqa: E402
+from archfuse.config_dir import config_dir  # noqa: E402
+from archfuse.data.folder import FolderDataModule  # noqa: E402
+from archfuse.data.folder_scan import scan  # noqa: E402
+from archfuse.data.image_cache import load_or_decode  # noqa: E402
+from mnist_png import DEFAULT_SRC, write_pngs  # noqa: E402
 
 
 def module(root: Path, cache_dir: Path) -> FolderDataModule:
-    options = dict(root=str(root), test_fraction=0.1, channels="auto", image_size=None, skip_bad=False,
-                   in_memory=2048, cache_dir=str(cache_dir), batch_size=128, num_workers=0, val_fraction=0.1,
-                   train_subset=None, seed=0, augment="none", shift=0.1, rotation=10.0, scale=0.1, shear=5.0)
-    return FolderDataModule(**options)
+    """data=folder as conf/data/folder.yaml sets it up, on ``root`` with its cache in ``cache_dir``."""
+    node = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "data" / "folder.yaml"))
+    return build_datamodule({"data": {**node, "root": str(root), "cache_dir": str(cache_dir)}})
 
 
 def timed(fn) -> float:
@@ -42,23 +46,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, help="a folder of images (default: MNIST-10k written as PNGs)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="archfuse-folder-cache-"))
-    root = args.root
+    with tempfile.TemporaryDirectory(prefix="archfuse-folder-cache-") as work:
+        run(Path(work), args.root, args.repeats)
+
+
+def run(work: Path, root: Path | None, repeats: int) -> None:
     if root is None:
         root = work / "mnist-png"
         write_pngs(DEFAULT_SRC, root, "splits")
     n = len(scan(root).files)
     print(f"{n} images under {root}; torch threads {torch.get_num_threads()}", flush=True)
     # The module's whole start (scan, then decode or read), and the decode or read alone.
-    decoded = [timed(lambda i=i: module(root, work / f"cache{i}").check_available()) for i in range(args.repeats)]
-    cached = [timed(lambda: module(root, work / "cache0").check_available()) for _ in range(args.repeats)]
+    decoded = [timed(lambda i=i: module(root, work / f"cache{i}").check_available()) for i in range(repeats)]
+    cached = [timed(lambda: module(root, work / "cache0").check_available()) for _ in range(repeats)]
     listing = scan(root)
     options = dict(channels=None, size=None, skip_bad=False, in_memory=True)
     decode_only = [timed(lambda i=i: load_or_decode(listing, cache_dir=work / f"only{i}", **options))
-                   for i in range(args.repeats)]
+                   for i in range(repeats)]
     read_only = [timed(lambda: load_or_decode(listing, cache_dir=work / "only0", **options))
-                 for _ in range(args.repeats)]
-    scans = [timed(lambda: scan(root)) for _ in range(args.repeats)]
+                 for _ in range(repeats)]
+    scans = [timed(lambda: scan(root)) for _ in range(repeats)]
     images = load_or_decode(listing, cache_dir=work / "only0", **options).images
     print(f"decoded array: {tuple(images.shape)} {images.dtype} ({images.numel() / 2**20:.1f} MiB)")
     med = statistics.median
@@ -66,9 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"decode every file and write the cache:  {med(decode_only):.3f} s  ({n / med(decode_only):,.0f} images/s)")
     print(f"read the cache:                         {med(read_only):.3f} s  ({n / med(read_only):,.0f} images/s)")
     print(f"  ratio {med(decode_only) / med(read_only):.0f}x")
-    print(f"whole start of the data module (scan, decode or read, split sizes checked), median of {args.repeats}:")
+    print(f"whole start of the data module (scan, decode or read, split sizes checked), median of {repeats}:")
     print(f"first run  {med(decoded):.3f} s;  later runs  {med(cached):.3f} s;  "
           f"ratio {med(decoded) / med(cached):.1f}x")
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
