@@ -127,6 +127,16 @@ def test_all_grayscale_stays_one_channel_and_read_image_matches_what_is_stored(t
         assert torch.equal(img, read_image(root / rel, 1, (10, 8)))  # how a new image is read to look the same
 
 
+def test_a_16_bit_png_is_held_as_its_top_8_bits(tmp_path):
+    from PIL import Image
+
+    values = (np.arange(12 * 10, dtype=np.int64).reshape(12, 10) * 541) % 65536
+    Image.fromarray(values.astype(np.uint16)).save(tmp_path / "deep.png")
+    img = read_image(tmp_path / "deep.png", None, None)
+    assert img.dtype == torch.uint8 and img.shape == (1, 12, 10)
+    assert torch.equal(img[0], torch.from_numpy((values >> 8).astype(np.uint8)))
+
+
 def test_image_size_resizes_mixed_sizes_and_without_it_they_are_refused(tmp_path):
     root = tmp_path / "img"
     write_class_folders(root, {"a": 4, "b": 4})

@@ -48,9 +48,10 @@ def _decode_bmp(data: bytes, channels: int | None) -> Tensor:
 
 
 def decode(data: bytes, channels: int | None) -> Tensor:
-    """The image in ``data`` as (C, H, W) uint8. ``channels`` 1 (grayscale) or 3 (RGB) converts it;
-    None keeps it as stored: 1 channel for a grayscale image, 3 for a colour one (alpha dropped). An
-    RGB image whose three channels are equal is grayscale (WebP stores grayscale that way)."""
+    """The image in ``data`` as (C, H, W) uint8 (a 16-bit image scaled to 8 bits). ``channels`` 1 (grayscale)
+    or 3 (RGB) converts it; None keeps it as stored: 1 channel for a grayscale image, 3 for a colour one
+    (alpha dropped). An RGB image whose three channels are equal is grayscale (WebP stores grayscale that
+    way)."""
     try:
         if data[:2] == b"BM":
             img = _decode_bmp(data, channels)
@@ -68,6 +69,8 @@ def decode(data: bytes, channels: int | None) -> Tensor:
                     img = decode_image(tensor, mode=ImageReadMode.RGB)
     except Exception as err:  # the decoders raise RuntimeError, Pillow its own types
         raise BadImage(_reason(err)) from None
+    if img.dtype != torch.uint8:  # a 16-bit PNG: its top 8 bits, as every 8-bit viewer shows it
+        img = TF.to_dtype(img, torch.uint8, scale=True)
     if channels is None and img.shape[0] == 3 and torch.equal(img[0], img[1]) and torch.equal(img[1], img[2]):
         img = img[:1]
     return to_channels(img, channels or img.shape[0]).contiguous()
