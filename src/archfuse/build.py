@@ -142,12 +142,14 @@ def build_module(config: dict[str, Any], input_shape: tuple[int, ...], num_class
     seed_everything(seed, workers=True, verbose=False)  # initial weights follow the run's seed
     network = build_network(config, tuple(input_shape), num_classes, record)
     scheduler = build(config["scheduler"], "scheduler") if config.get("scheduler") else None
-    return ClassifierModule(
+    module = ClassifierModule(
         net=network.net, criterion=build(config["criterion"], "criterion"),
         optimizer=build(config["optimizer"], "optimizer"), scheduler=scheduler,
         recipe=network.recipe, ensemble=network.ensemble, member_records=network.member_records,
         input_shape=tuple(input_shape), num_classes=num_classes, seed=seed,
         fit_epochs=config["trainer"]["max_epochs"], config=config)
+    module.data_spec = (record or {}).get("data")  # a checkpoint's data spec stays with the module
+    return module
 
 
 def build_run(config: dict[str, Any], record: dict[str, Any] | None = None) -> Parts:

@@ -30,7 +30,9 @@ class DataView(Protocol):
 
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """All images and labels of ``split`` ("train", "val" or "test") as they are fed to the network,
-        unsharded and without augmentation."""
+        unsharded and without augmentation. The images may be a view that normalises as it is read
+        (archfuse.data.batches.SplitImages): ``len(x)``, ``x[a:b]``, ``x[index]`` and ``x.split(n)`` give
+        float tensors; ``x[:]`` the whole split at once."""
         ...
 
     def sample_indices(self, split: str) -> Tensor:

@@ -45,6 +45,9 @@ class ClassifierModule(LightningModule):
         self.member_records = member_records or [None]
         self.input_shape, self.num_classes, self.seed = tuple(input_shape), num_classes, seed
         self.fit_epochs = fit_epochs  # epochs of the run's fit, for a schedule built before its Trainer exists
+        # The data spec (TensorDataModule.data_spec: input shape, classes, mean and std, channels, image size),
+        # recorded in every checkpoint; set by the run once its data is loaded, or read from a checkpoint.
+        self.data_spec: dict[str, Any] | None = None
         self._lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
         acc = lambda: MulticlassAccuracy(num_classes=num_classes, average="micro")  # noqa: E731
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
@@ -62,8 +65,12 @@ class ClassifierModule(LightningModule):
         return self.net(x)
 
     def structure_record(self) -> dict[str, Any]:
-        """What rebuilds this network's structure: saved members' records and the recipes' states."""
-        return {"members": self.member_records, "recipes": self.recipe.state(self.net)}
+        """What rebuilds this network's structure: saved members' records and the recipes' states; and what
+        its inputs look like (the data spec), when known."""
+        record = {"members": self.member_records, "recipes": self.recipe.state(self.net)}
+        if self.data_spec is not None:
+            record["data"] = self.data_spec
+        return record
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RECORD_KEY] = self.structure_record()

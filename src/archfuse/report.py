@@ -126,6 +126,14 @@ def _fmt_step(report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _fmt_data(spec: dict[str, Any], shown: int = 10) -> str:
+    """The data spec in a line: the classes (the first ``shown`` names) and the network's input shape."""
+    classes = spec["classes"]
+    names = ", ".join(classes[:shown]) + (f", ... ({len(classes) - shown} more)" if len(classes) > shown else "")
+    c, h, w = spec["input_shape"]
+    return f"{len(classes)} classes ({names}); images {c}x{h}x{w}"
+
+
 def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
     """The run's result as a small table: accuracy, folds, each recipe step before -> after, cost."""
     from rich.console import Console
@@ -144,6 +152,8 @@ def print_summary(payload: dict[str, Any], run_dir: Path) -> None:
         cv = payload["cv"]
         rows.append(("cv folds", f"{len(cv['folds'])}: val/acc_best {cv['mean']['val/acc_best']:.4f} "
                                  f"± {cv['std']['val/acc_best']:.4f}"))
+    if payload.get("data"):
+        rows.append(("data", _fmt_data(payload["data"])))
     if payload.get("training"):
         t = payload["training"]
         fits = f" in {t['fits']} fits" if t.get("fits", 1) > 1 else ""

@@ -22,7 +22,8 @@ KINDS = {
     "seeds": {"seeds"},
     "sweep_trial": {"checkpoint", "best_checkpoint", "confusion_matrix"},
 }
-EVERY_RUN = {"version", "config", "choices", "metrics", "training", "cost", "recipe", "versions", "status", "objective"}
+EVERY_RUN = {"version", "config", "choices", "metrics", "training", "data", "cost", "recipe", "versions", "status",
+             "objective"}
 
 
 def _one_run(cwd: Path, *args: str) -> Path:

@@ -60,9 +60,11 @@ def write_cifar(root, per_batch: int = 20, n_test: int = 30) -> dict[str, np.nda
 
 
 def test_split(dm) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole test split in file order (the test loader does not shuffle)."""
+    """The whole test split in file order (the test loader does not shuffle), normalised as the run's
+    batches are on their device."""
     batches = list(dm.test_dataloader())
-    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    assert batches[0][0].dtype == torch.uint8  # held and loaded as bytes
+    return dm.normalise(torch.cat([x for x, _ in batches])), torch.cat([y for _, y in batches])
 
 
 test_split.__test__ = False  # a helper, not a test
@@ -155,7 +157,7 @@ def test_cifar_without_checksums_reads_pickled_batches(tmp_path):
     assert x.shape == (30, 3, 32, 32)
     assert y.tolist() == [i % 10 for i in range(30)]
     # Per-channel normalisation: each channel of the pool has mean 0, std 1.
-    x_pool = torch.cat([x for x, _ in dm.train_dataloader()] + [x for x, _ in dm.val_dataloader()])
+    x_pool = dm.normalise(torch.cat([x for x, _ in dm.train_dataloader()] + [x for x, _ in dm.val_dataloader()]))
     assert torch.allclose(x_pool.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x_pool.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
     assert_round_trip(dm, arrays)

@@ -143,7 +143,8 @@ def fit_batches(tmp_path, *overrides, epochs=2):
 def test_training_batches_are_augmented_and_validation_batches_are_not(tmp_path):
     parts, seen = fit_batches(tmp_path, "data.augment=affine")
     dm = parts.datamodule
-    x_train, x_val = dm._split["train"][0], dm._split["val"][0]  # what the batches' indices index
+    # What the batches' indices index, normalised as every batch is on its device.
+    x_train, x_val = dm.normalise(dm._split["train"][0]), dm.normalise(dm._split["val"][0])
     for _, x, index in seen.train:
         assert x.shape == x_train[index].shape
         assert not torch.allclose(x, x_train[index], atol=1e-3)  # every training batch is transformed
@@ -158,7 +159,7 @@ def test_test_batches_are_never_augmented(tmp_path):
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
                       use_distributed_sampler=False, callbacks=[seen])
     trainer.test(parts.module, datamodule=dm, verbose=False)
-    x_test = dm._split["test"][0]
+    x_test = dm.normalise(dm._split["test"][0])
     assert sum(len(i) for _, i in seen.batches) == len(x_test)
     for x, index in seen.batches:
         assert torch.equal(x, x_test[index])
@@ -187,7 +188,7 @@ def test_the_same_seed_gives_the_same_augmented_batches_and_epochs_differ(tmp_pa
 
 def test_augment_none_leaves_training_batches_alone(tmp_path):
     parts, seen = fit_batches(tmp_path, "data.augment=none", epochs=1)
-    x_train = parts.datamodule._split["train"][0]
+    x_train = parts.datamodule.normalise(parts.datamodule._split["train"][0])
     assert all(torch.equal(x, x_train[index]) for _, x, index in seen.train)
 
 
@@ -198,5 +199,5 @@ def test_normalised_blank_is_what_out_of_image_pixels_become(tmp_path):
     dm = parts.datamodule
     blank = float(dm._blank.flatten()[0])
     assert not math.isclose(blank, 0.0, abs_tol=1e-3)
-    assert blank == pytest.approx(float(dm._split["train"][0].min()), abs=1e-5)
+    assert blank == pytest.approx(float(dm.normalise(dm._split["train"][0]).min()), abs=1e-5)
     assert min(float(x.min()) for _, x, _ in seen.train) >= blank - 1e-4

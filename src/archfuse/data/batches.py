@@ -1,7 +1,7 @@
-"""Whole batches cut from in-memory tensors: one indexing op per batch, no per-sample work."""
+"""Whole batches cut from a set's stored images: one indexing op per batch, no per-sample work."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -10,9 +10,10 @@ from torch.utils.data import Dataset, Sampler
 
 class TensorBatches(Dataset):
     """Indexed by a tensor of indices; returns the whole batch at once: (images, labels), and with
-    ``with_index`` the samples' indices too (for a recipe or ensemble that keeps per-sample state)."""
+    ``with_index`` the samples' indices too (for a recipe or ensemble that keeps per-sample state).
+    The images come as stored (uint8 for bytes); the data module normalises them on the batch's device."""
 
-    def __init__(self, x: Tensor, y: Tensor, with_index: bool = False):
+    def __init__(self, x, y: Tensor, with_index: bool = False):
         self.x, self.y, self.with_index = x, y, with_index
 
     def __len__(self) -> int:
@@ -62,3 +63,32 @@ class IndexBatchSampler(Sampler[Tensor]):
         n = len(self.indices)
         per_rank = math.ceil(n / self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
         return math.ceil(per_rank / self.batch_size)
+
+
+class SplitImages:
+    """A whole split's images as the network takes them, normalised on demand: indexing (a slice, an
+    index tensor) or ``split(n)`` returns float tensors of just those images, so no float copy of the
+    whole split is ever kept; ``x[:]`` makes one when a caller wants it."""
+
+    def __init__(self, storage, indices: Tensor, normalise: Callable[[Tensor], Tensor]):
+        self.storage, self.indices, self.normalise = storage, indices, normalise
+        self.shape = torch.Size((len(indices), *tuple(storage.shape)[1:]))
+        self.dtype = torch.float32
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key) -> Tensor:
+        index = self.indices[key]
+        if index.ndim == 0:
+            return self.normalise(self.storage[index.reshape(1)])[0]
+        return self.normalise(self.storage[index])
+
+    def split(self, size: int) -> Iterator[Tensor]:
+        """Consecutive chunks of ``size`` images, as Tensor.split cuts a tensor."""
+        for start in range(0, len(self), size):
+            yield self[start:start + size]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for chunk in self.split(512):
+            yield from chunk

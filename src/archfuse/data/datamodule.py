@@ -1,6 +1,7 @@
 """TensorDataModule: the split, normalisation, folds and loaders shared by every data set."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -9,7 +10,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from archfuse.data.augment import BatchAugment
-from archfuse.data.batches import IndexBatchSampler, TensorBatches
+from archfuse.data.batches import IndexBatchSampler, SplitImages, TensorBatches
+from archfuse.data.normalise import Normaliser, pool_normaliser
 from archfuse.checks import check_count, check_number, check_positive
 from archfuse.errors import ConfigError
 from archfuse.randomness import epoch_seed, fit_epoch
@@ -22,11 +24,12 @@ def check_share(key: str, value: float) -> None:
 
 @dataclass
 class Arrays:
-    """Images as float tensors in [0, 1], shape (N, C, H, W), with integer labels."""
+    """Images of shape (N, C, H, W) with integer labels: uint8 (0..255) where the images are bytes,
+    else float in [0, 1]; a tensor, or any storage of archfuse.data.storage (a memory-mapped file)."""
 
-    x_pool: Tensor  # train + validation
+    x_pool: Any  # train + validation
     y_pool: Tensor
-    x_test: Tensor
+    x_test: Any
     y_test: Tensor
 
 
@@ -39,6 +42,10 @@ class TensorDataModule(LightningDataModule):
     stream seeded by (``shuffle_seed``, epoch, rank): the run sets ``shuffle_seed`` to its own seed, so
     a resumed run replays an uninterrupted one and every seed of a repeat sees its own stream. The
     options' values live in conf/data/<name>.yaml.
+
+    Images stay as stored (uint8 where they are bytes); every batch is normalised with the training
+    pool's per-channel mean and std on its own device (``on_after_batch_transfer``), so no float copy
+    of a whole set is made.
     """
 
     in_channels: int = 1
@@ -87,13 +94,10 @@ class TensorDataModule(LightningDataModule):
         if self._split is not None:
             return
         arrays = self.load_arrays()
-        # Normalise with the statistics of the training pool, per channel.
-        dims = (0, 2, 3)
-        mean = arrays.x_pool.mean(dim=dims, keepdim=True)
-        std = arrays.x_pool.std(dim=dims, keepdim=True).clamp_min(1e-6)
-        x_pool = ((arrays.x_pool - mean) / std).contiguous()
-        x_test = ((arrays.x_test - mean) / std).contiguous()
-        self._blank = (-mean / std).reshape(1, -1, 1, 1)  # a blank (zero) pixel after normalisation
+        x_pool, x_test = arrays.x_pool, arrays.x_test
+        # Normalise with the statistics of the training pool, per channel (batch by batch).
+        self.normaliser: Normaliser = pool_normaliser(x_pool)
+        self._blank = self.normaliser.blank  # a blank (zero) pixel after normalisation
         self._pool = (x_pool, arrays.y_pool)
         train_idx, val_idx = self._train_val_indices(arrays.y_pool)
         if self.train_subset is not None:
@@ -137,16 +141,23 @@ class TensorDataModule(LightningDataModule):
         return DataLoader(TensorBatches(x, self._labels[split], self.include_index), sampler=sampler, batch_size=None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
+    def normalise(self, x: Tensor) -> Tensor:
+        """Stored images (a batch of a loader) as the network takes them, on their own device."""
+        self.setup()
+        return self.normaliser(x)
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
-        """Training batches only, on their device: the augmentation, drawn from (seed, epoch, rank)."""
+        """Every batch on its device: normalised; training batches then augmented, drawn from (seed, epoch,
+        rank)."""
+        x = self.normalise(batch[0])
         trainer = getattr(self, "trainer", None)
         if not self.augment.active or trainer is None or not trainer.training or trainer.sanity_checking:
-            return batch
+            return (x, *batch[1:])
         epoch = fit_epoch(trainer)
         if self._stream is None or self._stream[0] != epoch:  # a new epoch (or a resumed run) starts a new stream
             seed = epoch_seed(self.shuffle_seed, epoch, trainer.global_rank) + 1  # not the order's stream
             self._stream = (epoch, torch.Generator().manual_seed(seed))
-        x = self.augment(batch[0], self._stream[1], self._blank.to(batch[0]))
+        x = self.augment(x, self._stream[1], self._blank.to(x))
         return (x, *batch[1:])
 
     def train_dataloader(self) -> DataLoader:
@@ -169,9 +180,26 @@ class TensorDataModule(LightningDataModule):
         self.setup()
         return self._split[split][1]
 
-    def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
+    def split_tensors(self, split: str) -> tuple[SplitImages, Tensor]:
         """All images and labels of ``split`` ("train", "val" or "test") as they are fed to the network,
-        unsharded and without augmentation: for evaluations outside the Trainer (after-fit steps, combiners)."""
+        unsharded and without augmentation: for evaluations outside the Trainer (after-fit steps, combiners).
+        The images are normalised as they are read: ``x[a:b]``, ``x[index]`` and ``x.split(n)`` give float
+        tensors of those images only."""
         self.setup()
         x, idx = self._split[split]
-        return x[idx], self._labels[split][idx]
+        return SplitImages(x, idx, self.normaliser), self._labels[split][idx]
+
+    # -- what a checkpoint records about the data ----------------------------------------------
+    def class_names(self) -> list[str]:
+        """The classes' names in label order (a data set with names of its own overrides this)."""
+        return [str(i) for i in range(self.num_classes)]
+
+    def data_spec(self) -> dict[str, Any]:
+        """What a new image must look like to this run's network (the data spec every checkpoint and
+        summary.json record): the network's input shape, the class names, the per-channel mean and std
+        (of the training pool, on the [0, 1] scale), the channels and the image size."""
+        self.setup()
+        c, h, w = self.input_shape
+        return {"input_shape": [c, h, w], "classes": list(self.class_names()),
+                "mean": [float(v) for v in self.normaliser.mean], "std": [float(v) for v in self.normaliser.std],
+                "channels": c, "image_size": [h, w]}

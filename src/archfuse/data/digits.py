@@ -11,7 +11,8 @@ from archfuse.errors import ConfigError
 
 
 class DigitsDataModule(TensorDataModule):
-    """The digits upsampled (bilinear) to 1x28x28 so MNIST-shaped models apply unchanged.
+    """The digits upsampled (bilinear) to 1x28x28 so MNIST-shaped models apply unchanged (held as float:
+    the upsampled pixels are not bytes).
 
     ``val_fraction`` and ``test_fraction`` are shares of all 1797 images; the rest is training data.
     ``image_size=8`` keeps the original 8x8 images.

@@ -1,4 +1,4 @@
-"""MNIST, Fashion-MNIST, KMNIST and CIFAR-10 read by torchvision's own loaders, then held as tensors."""
+"""MNIST, Fashion-MNIST, KMNIST and CIFAR-10 read by torchvision's own loaders, then held as uint8 tensors."""
 
 import pickle
 from pathlib import Path
@@ -47,14 +47,20 @@ class TorchvisionDataModule(TensorDataModule):
     def load_arrays(self) -> Arrays:
         self.check_available()
         train, test = self._read(True), self._read(False)
+        self._classes = [str(c) for c in train.classes]
         return Arrays(self._images(train.data), torch.as_tensor(train.targets, dtype=torch.long),
                       self._images(test.data), torch.as_tensor(test.targets, dtype=torch.long))
 
+    def class_names(self) -> list[str]:
+        self.setup()
+        return self._classes
+
     @staticmethod
     def _images(data) -> torch.Tensor:
+        """The images as they are stored, bytes: (N, C, H, W) uint8 (normalised batch by batch)."""
         x = torch.as_tensor(np.asarray(data))
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C)
-        return x.float().div_(255.0)
+        return x.contiguous()
 
 
 class MNISTDataModule(TorchvisionDataModule):

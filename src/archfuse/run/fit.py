@@ -46,6 +46,7 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     """
     quiet = bool(config.get("quiet"))
     module, dm = parts.module, parts.datamodule
+    module.data_spec = dm.data_spec()  # loads the data: every checkpoint of the fit records it
     trainer = build_trainer(config, log_dir, quiet=quiet, callbacks=[*module.recipe.callbacks(), *callbacks])
     started = time.perf_counter()
     try:
@@ -89,5 +90,6 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
             hparams = {**hparams_of(config, choices), "trainer.precision": training["precision"], **(hparams_extra or {})}
             log_hparams(trainer.logger, hparams, final_metrics, step)
     sections = fit_sections(metrics=metrics, training=training, recipe=recipe_reports, checkpoint=final,
-                            best_checkpoint=best or None, cost=cost, ensemble=ensemble_report, confusion_matrix=matrix)
+                            best_checkpoint=best or None, cost=cost, ensemble=ensemble_report, confusion_matrix=matrix,
+                            data=module.data_spec)
     return {**sections, "is_global_zero": trainer.is_global_zero}

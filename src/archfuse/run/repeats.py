@@ -102,7 +102,7 @@ def run_repeats(config: dict[str, Any], run_dir: Path, choices: dict[str, str],
     _log_means(config, choices, run_dir, metrics, tags, cost)
     return repeats_sections(metrics=metrics, training=training, cost=cost,
                             recipe=recipe_over_fits([r["recipe"] for r in results], sample=not folds),
-                            ensemble=ensemble, cv=cv, seeds=over_seeds)
+                            ensemble=ensemble, cv=cv, seeds=over_seeds, data=results[0].get("data"))
 
 
 def _log_means(config: dict[str, Any], choices: dict[str, str], log_dir: Path, metrics: dict[str, float],

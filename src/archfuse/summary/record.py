@@ -42,20 +42,23 @@ def _sections(given: dict[str, Any]) -> dict[str, Any]:
 
 def fit_sections(*, metrics: dict[str, float], training: dict[str, Any], recipe: list[dict[str, Any]],
                  checkpoint: str | None, best_checkpoint: str | None, cost: dict[str, Any] | None = None,
-                 ensemble: dict[str, Any] | None = None,
-                 confusion_matrix: list[list[int]] | None = None) -> dict[str, Any]:
+                 ensemble: dict[str, Any] | None = None, confusion_matrix: list[list[int]] | None = None,
+                 data: dict[str, Any] | None = None) -> dict[str, Any]:
     """What one fit reports. ``cost`` and ``confusion_matrix`` come from rank 0 alone, ``ensemble`` from a
-    run with an ensemble strategy that fits; the checkpoints are there even when None."""
-    optional = {"cost": cost, "ensemble": ensemble, "confusion_matrix": confusion_matrix}
+    run with an ensemble strategy that fits, ``data`` (the data spec) from a run whose data is loaded; the
+    checkpoints are there even when None."""
+    optional = {"cost": cost, "ensemble": ensemble, "confusion_matrix": confusion_matrix, "data": data}
     return _sections({"metrics": metrics, "training": training, "recipe": recipe, "checkpoint": checkpoint,
                       "best_checkpoint": best_checkpoint, **{k: v for k, v in optional.items() if v is not None}})
 
 
 def repeats_sections(*, metrics: dict[str, float], training: dict[str, Any], cost: dict[str, Any],
                      recipe: list[dict[str, Any]], ensemble: dict[str, Any] | None = None,
-                     cv: dict[str, Any] | None = None, seeds: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What repeated fits report (over seeds, folds or both): no single checkpoint, each seed's under seeds."""
-    optional = {"ensemble": ensemble, "cv": cv, "seeds": seeds}
+                     cv: dict[str, Any] | None = None, seeds: dict[str, Any] | None = None,
+                     data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What repeated fits report (over seeds, folds or both): no single checkpoint, each seed's under seeds;
+    the data spec is the same for every fit (the statistics are the training pool's, whatever the fold)."""
+    optional = {"ensemble": ensemble, "cv": cv, "seeds": seeds, "data": data}
     return _sections({"metrics": metrics, "training": training, "cost": cost, "recipe": recipe,
                       **{k: v for k, v in optional.items() if v is not None}})
 

@@ -119,6 +119,16 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "epochs": _integer("epochs trained (of one fit)"),
         "seconds": _number("wall time of the training, all fits together"),
         "fits": _integer("over seeds or folds: how many fits")}, required=("precision", "epochs", "seconds")),
+    "data": _object("the data spec: what a new image must look like to the network (also in every checkpoint, "
+                    "under archfuse.data)", {
+        "input_shape": _array("[C, H, W], what the network takes", {"type": "integer"}),
+        "classes": _array("the class names in label order", _string()),
+        "mean": _array("per channel, of the training pool, on the [0, 1] pixel scale: the network sees "
+                       "(x - mean) / std", _number()),
+        "std": _array("per channel, of the training pool, on the [0, 1] pixel scale", _number()),
+        "channels": _integer("1 (grayscale) or 3 (RGB): how a new image is converted"),
+        "image_size": _array("[H, W]: every image is resized to this (bilinear, antialiased)", {"type": "integer"})},
+        required=("input_shape", "classes", "mean", "std", "channels", "image_size")),
     "cost": _object("what the final model costs, measured on CPU (metrics cost/NAME)", _COST,
                     required=tuple(_COST), extra=_number()),
     "recipe": _array("one report per after-fit step of the recipe chain, in order (empty: no step)",
