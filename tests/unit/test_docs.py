@@ -141,11 +141,11 @@ def compose_error(arguments: tuple[str, ...]) -> str | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     import archfuse.train  # noqa: F401  (registers the resolvers of the run directory)
-    from archfuse.command_line import _first_value, check_command_line
+    from archfuse.command_line import _first_value, check_command_line, expand_home
     from archfuse.config_dir import config_dir
     from archfuse.sweep.multirun_overrides import check_overrides, params_on_command_line
 
-    argv = params_on_command_line(list(arguments))
+    argv = params_on_command_line(expand_home(list(arguments)))  # as archfuse-train's main() does
     bad = check_overrides(["-m", *argv])
     if bad:
         return bad
