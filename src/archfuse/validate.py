@@ -119,10 +119,29 @@ def check_resume(path: str, parts: Parts, ckpt: dict[str, Any]) -> None:
         raise ConfigError("ckpt_path", f"{path} lacks {sorted(missing)[0]}: it was trained with another model config")
 
 
+def check_gpus(trainer: dict[str, Any], visible: int) -> None:
+    """GPUs asked for are GPUs there are: Lightning would say only "No supported gpu backend found!", or
+    fail once the processes have started."""
+    if str(trainer.get("accelerator")) not in ("gpu", "cuda"):
+        return
+    if visible == 0:
+        raise ConfigError("trainer.accelerator", f"{trainer['accelerator']} asked for, but no CUDA GPU is visible "
+                          "(torch.cuda.is_available() is False): train on the CPU with trainer=default, or check "
+                          "the NVIDIA driver, the CUDA build of torch and CUDA_VISIBLE_DEVICES")
+    devices = trainer.get("devices")
+    wanted = (len(devices) if isinstance(devices, list | tuple)
+              else devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else None)
+    highest = max(devices) if isinstance(devices, list | tuple) and devices else None
+    if (wanted is not None and wanted > visible) or (highest is not None and highest >= visible):
+        raise ConfigError("trainer.devices", f"{devices} asks for more GPUs than the {visible} visible; set "
+                          f"trainer.devices={visible} (or fewer), or trainer.devices=-1 for all of them")
+
+
 def check_trainer(config: dict[str, Any]) -> None:
     """The Trainer with its logger and callbacks, built once and dropped: a value Lightning or a callback
     refuses (precision, strategy, a checkpoint option) fails now, not after the data has loaded. Nothing is
     written: the logger and checkpoints create their files only when they first write."""
+    check_gpus(config["trainer"], torch.cuda.device_count())
     with lightning_silenced():
         trainer = build_trainer(config, config["paths"]["run_dir"], quiet=True)
     for logger in trainer.loggers:  # where a logger will write (name, version), worked out without writing

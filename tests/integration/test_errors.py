@@ -64,3 +64,19 @@ def test_help_lists_groups_without_importing_torch():
                  "search: grid, mlp_layers, optimizer, pareto, width_depth_activation",
                  "experiment: " + ", ".join(sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))):
         assert line in proc.stdout
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_one_clear_line(workdir):
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("a CUDA GPU is visible here")
+    proc = run_cli(workdir, "trainer=gpu", "quiet=true", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "archfuse-train: error: trainer.accelerator: gpu asked for, but no CUDA GPU is visible "
+        "(torch.cuda.is_available() is False): train on the CPU with trainer=default, or check the NVIDIA driver, "
+        "the CUDA build of torch and CUDA_VISIBLE_DEVICES"]
+    assert not (workdir / "outputs").exists()

@@ -63,3 +63,29 @@ def test_a_good_config_validates_without_loading_data(tmp_path):
     parts = validate(config)
     assert parts.datamodule._split is None  # nothing loaded yet
     assert parts.module.net.features[0].out_channels == 4
+
+
+@pytest.mark.parametrize("trainer, visible, message", [
+    ({"accelerator": "gpu", "devices": 1}, 0, "trainer.accelerator: gpu asked for, but no CUDA GPU is visible"),
+    ({"accelerator": "cuda", "devices": 1}, 0, "trainer.accelerator: cuda asked for, but no CUDA GPU is visible"),
+    ({"accelerator": "gpu", "devices": 4, "strategy": "ddp"}, 2,
+     "trainer.devices: 4 asks for more GPUs than the 2 visible; set trainer.devices=2 (or fewer)"),
+    ({"accelerator": "gpu", "devices": [0, 3]}, 2, "trainer.devices: [0, 3] asks for more GPUs than the 2 visible"),
+])
+def test_gpus_asked_for_must_be_visible(trainer, visible, message):
+    from archfuse.validate import check_gpus
+
+    with pytest.raises(ConfigError) as err:
+        check_gpus(trainer, visible)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("trainer, visible", [
+    ({"accelerator": "cpu", "devices": 2}, 0), ({"accelerator": "auto", "devices": 1}, 0),
+    ({"accelerator": "gpu", "devices": 2}, 2), ({"accelerator": "gpu", "devices": -1}, 1),
+    ({"accelerator": "gpu", "devices": "auto"}, 1), ({"accelerator": "gpu", "devices": [1]}, 2),
+])
+def test_gpus_that_are_there_pass(trainer, visible):
+    from archfuse.validate import check_gpus
+
+    check_gpus(trainer, visible)
