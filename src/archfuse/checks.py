@@ -9,6 +9,7 @@ ConfigError, or :func:`must_be` for the usual shape.
 A bool is never a count or a number here, although Python's bool is an int: ``size: true`` is a mistake.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -92,4 +93,18 @@ def check_file(key: str, path: Any, hint: str) -> Path:
     p = Path(str(path)).expanduser()
     if not p.is_file():
         raise ConfigError(key, f"{p} does not exist; {hint}")
+    return p
+
+
+def check_writable(key: str, path: Any, hint: str) -> Path:
+    """A file path that can be written (``~`` expanded; folders missing on the way are created when it
+    is written), returned as a Path. Messages: ``PATH is a directory; HINT``, ``cannot write PATH: ...``."""
+    p = Path(str(path)).expanduser()
+    if p.is_dir():
+        raise ConfigError(key, f"{p} is a directory; {hint}")
+    existing = next(a for a in p.absolute().parents if a.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, f"cannot write {p}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"cannot write {p}: no permission to write in {existing}")
     return p

@@ -1,0 +1,90 @@
+"""One labelling: every image file under the input, read as the training data were, labelled in batches,
+written as CSV (one row per image). Files that cannot be read are listed and skipped.
+
+CSV columns: ``path`` (as found under the input), ``class`` (the top class's name), ``probability`` (its
+softmax probability); with ``top_k`` = k > 1 also ``class_2``, ``probability_2``, ... ``class_k``,
+``probability_k``, in falling probability.
+"""
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archfuse.checks import check_positive, check_writable
+from archfuse.errors import ConfigError
+from archfuse.files import write_atomic
+from archfuse.predicting.images import Unreadable, image_files, read_image
+from archfuse.predicting.labeller import labeller
+
+
+@dataclass
+class Labelled:
+    out: Path
+    source: str
+    rows: list[list[Any]] = field(default_factory=list)  # path, class, probability, ... (the CSV's rows)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    correct: int | None = None  # against the folder names, when every image lies in a folder named after a class
+
+
+def header(top_k: int) -> list[str]:
+    names = ["path", "class", "probability"]
+    for k in range(2, top_k + 1):
+        names += [f"class_{k}", f"probability_{k}"]
+    return names
+
+
+def progress(quiet: bool):
+    """A progress bar on stderr, for more than one batch of files and not under quiet=true."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True, disable=quiet)
+
+
+def predict(cfg: dict[str, Any]) -> Labelled:
+    top_k = check_positive("top_k", cfg.get("top_k"))
+    batch_size = check_positive("batch_size", cfg.get("batch_size"))
+    out = check_writable("out", cfg.get("out"), "give a file name for the CSV")
+    files = image_files(cfg["input"])
+    model = labeller(cfg["ckpt"], cfg.get("data"))
+    classes, channels, size = model.spec["classes"], model.spec["channels"], model.spec["image_size"]
+    if top_k > len(classes):
+        raise ConfigError("top_k", f"must be at most the number of classes ({len(classes)}), got {top_k}")
+    result = Labelled(out, model.what)
+    with progress(bool(cfg.get("quiet")) or len(files) <= batch_size) as bar:
+        task = bar.add_task("labelling", total=len(files))
+        for start in range(0, len(files), batch_size):
+            read, images = [], []
+            for path in files[start:start + batch_size]:
+                try:
+                    images.append(read_image(path, channels, size))
+                    read.append(path)
+                except Unreadable as err:
+                    result.unreadable.append((str(path), str(err)))
+            if images:
+                probs = model.run(torch.stack(images)).float().softmax(-1)
+                top = probs.topk(top_k, dim=-1)
+                for path, p, i in zip(read, top.values.tolist(), top.indices.tolist(), strict=True):
+                    row: list[Any] = [str(path)]
+                    for value, index in zip(p, i, strict=True):
+                        row += [classes[index], f"{value:.6f}"]
+                    result.rows.append(row)
+            bar.advance(task, len(files[start:start + batch_size]))
+    if not result.rows:
+        first = result.unreadable[0]
+        raise ConfigError("input", f"none of the {len(files)} files could be read; {first[0]}: {first[1]}")
+    if Path(str(cfg["input"])).expanduser().is_dir() and all(Path(r[0]).parent.name in classes for r in result.rows):
+        result.correct = sum(Path(r[0]).parent.name == r[1] for r in result.rows)
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header(top_k))
+            writer.writerows(result.rows)
+
+    write_atomic(out, write_csv)
+    return result
