@@ -30,10 +30,15 @@ def report(meta: dict[str, Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
 def _export(cfg: DictConfig) -> None:
-    from archfuse.exporting.job import ExportMismatch, export
+    from archfuse.exporting.options import ExportMismatch, export_request
 
     try:
-        report(export(OmegaConf.to_container(cfg, resolve=True)))
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        export_request(plain)  # bad input refused before torch and the checkpoint load
+
+        from archfuse.exporting.job import export
+
+        report(export(plain))
     except ConfigError as err:
         print(f"archfuse-export: error: {err}", file=sys.stderr)
         sys.exit(2)

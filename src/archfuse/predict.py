@@ -25,10 +25,14 @@ def report(result, input_path: str, ckpt: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def _predict(cfg: DictConfig) -> None:
-    from archfuse.predicting.job import predict
+    from archfuse.predicting.options import predict_request
 
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
+        predict_request(plain)  # bad input refused before torch and the model load
+
+        from archfuse.predicting.job import predict
+
         report(predict(plain), plain["input"], plain["ckpt"])
     except ConfigError as err:
         print(f"archfuse-predict: error: {err}", file=sys.stderr)

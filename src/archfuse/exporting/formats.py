@@ -14,7 +14,6 @@ Loading here needs torch (and onnxruntime for ONNX) only: the same calls run wit
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,8 +21,6 @@ from torch import Tensor, nn
 
 from archfuse.errors import ConfigError
 
-FORMATS = ("pt2", "onnx")
-SUFFIXES = {"pt2": ".pt2", "onnx": ".onnx"}
 INPUT, OUTPUT = "images", "logits"
 # What a file is, and the one call that loads it (written into its JSON for the user).
 LOADERS = {
@@ -31,22 +28,6 @@ LOADERS = {
     "aoti_package": "torch._inductor.aoti_load_package(path)",
     "onnx": "onnxruntime.InferenceSession(path)",
 }
-ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
-
-
-def sidecar(path: Path) -> Path:
-    """The spec written beside a file: FILE.json."""
-    return path.with_name(path.name + ".json")
-
-
-def require_onnx() -> None:
-    """A clear error naming what to install when the ONNX packages are missing."""
-    import importlib.util
-
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ConfigError("format", f"format=onnx needs {', '.join(missing)}, not installed here; install them "
-                          f"with: pip install 'archfuse[export]' (or pip install {' '.join(ONNX_PACKAGES)})")
 
 
 def kind_of(fmt: str, int8: bool) -> str:

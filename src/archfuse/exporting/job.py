@@ -15,30 +15,12 @@ from torch import Tensor
 import archfuse
 from archfuse.build import module_from_checkpoint
 from archfuse.checkpoint import read_checkpoint
-from archfuse.checks import check_choice, check_number, check_positive, check_writable
 from archfuse.data.datamodule import TensorDataModule
-from archfuse.errors import ConfigError
 from archfuse.exporting.data_spec import checkpoint_datamodule, checkpoint_spec
-from archfuse.exporting.formats import (FORMATS, INPUT, LOADERS, OUTPUT, SUFFIXES, kind_of, load, require_onnx,
-                                        sidecar, write)
+from archfuse.exporting.formats import INPUT, LOADERS, OUTPUT, kind_of, load, write
+from archfuse.exporting.options import ExportMismatch, export_request, sidecar
 from archfuse.exporting.network import exported_network, is_int8, normalised_logits
 from archfuse.files import write_atomic, write_json_atomic
-
-
-class ExportMismatch(RuntimeError):
-    """The written file's outputs differ from archfuse's own network's by more than the tolerance."""
-
-
-def output_path(out: Any, ckpt: str, fmt: str) -> Path:
-    """Where the file goes (``out``, else beside the checkpoint with the format's suffix), refused when it
-    cannot be written there."""
-    suffix = SUFFIXES[fmt]
-    path = Path(str(out)).expanduser() if out else Path(str(ckpt)).expanduser().with_suffix(suffix)
-    if path.suffix != suffix:
-        raise ConfigError("out", f"{path}: a format={fmt} file's name ends in {suffix}")
-    for target in (path, sidecar(path)):
-        check_writable("out", target, f"give a file name ending in {suffix}")
-    return path
 
 
 def test_images(dm: TensorDataModule, spec: dict[str, Any], count: int) -> Tensor:
@@ -66,23 +48,11 @@ def verify(kind: str, path: str, batch: int | None, images: Tensor, reference: T
     return figures
 
 
-def check_options(cfg: dict[str, Any]) -> str:
-    fmt = check_choice("format", cfg.get("format"), FORMATS, what="format")
-    check_number("tolerance", cfg.get("tolerance"), 0.0)
-    check_number("int8_tolerance", cfg.get("int8_tolerance"), 0.0)
-    check_positive("verify_images", cfg.get("verify_images"))
-    check_positive("int8_batch", cfg.get("int8_batch"))
-    if fmt == "onnx":
-        require_onnx()
-    return fmt
-
-
 def export(cfg: dict[str, Any]) -> dict[str, Any]:
     """Write ``cfg["ckpt"]``'s network as ``cfg["format"]``; returns the spec written beside it."""
-    fmt = check_options(cfg)
-    ckpt_path = str(Path(str(cfg["ckpt"])).expanduser())
+    fmt, ckpt_file, out = export_request(cfg)
+    ckpt_path = str(ckpt_file)
     ckpt = read_checkpoint(ckpt_path, "ckpt")
-    out = output_path(cfg.get("out"), ckpt_path, fmt)
     net = module_from_checkpoint(ckpt_path, "ckpt").net.eval()
     int8 = is_int8(net)
     dm = checkpoint_datamodule(ckpt, cfg.get("data"))

@@ -7,26 +7,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from archfuse.errors import ConfigError
-
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
 
 class Unreadable(Exception):
     """A file that is not a readable image; the message says why."""
-
-
-def image_files(path: str | Path) -> list[Path]:
-    """The file itself, or the image files under a folder (by extension, any depth), in name order."""
-    p = Path(str(path)).expanduser()
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise ConfigError("input", f"{p} does not exist; give an image file or a folder of images")
-    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
-    if not files:
-        raise ConfigError("input", f"{p} holds no image files ({', '.join(EXTENSIONS)}, in it or its subfolders)")
-    return files
 
 
 def _decode(path: Path, channels: int) -> Tensor:

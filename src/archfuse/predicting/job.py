@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from archfuse.checks import check_positive, check_writable
 from archfuse.errors import ConfigError
 from archfuse.files import write_atomic
-from archfuse.predicting.images import Unreadable, image_files, read_image
+from archfuse.predicting.images import Unreadable, read_image
 from archfuse.predicting.labeller import labeller
+from archfuse.predicting.options import predict_request
 
 
 @dataclass
@@ -46,11 +46,9 @@ def progress(quiet: bool):
 
 
 def predict(cfg: dict[str, Any]) -> Labelled:
-    top_k = check_positive("top_k", cfg.get("top_k"))
-    batch_size = check_positive("batch_size", cfg.get("batch_size"))
-    out = check_writable("out", cfg.get("out"), "give a file name for the CSV")
-    files = image_files(cfg["input"])
-    model = labeller(cfg["ckpt"], cfg.get("data"))
+    request = predict_request(cfg)
+    files, top_k, batch_size, out = request.files, request.top_k, request.batch_size, request.out
+    model = labeller(request.ckpt, cfg.get("data"))
     classes, channels, size = model.spec["classes"], model.spec["channels"], model.spec["image_size"]
     if top_k > len(classes):
         raise ConfigError("top_k", f"must be at most the number of classes ({len(classes)}), got {top_k}")
@@ -77,7 +75,7 @@ def predict(cfg: dict[str, Any]) -> Labelled:
     if not result.rows:
         first = result.unreadable[0]
         raise ConfigError("input", f"none of the {len(files)} files could be read; {first[0]}: {first[1]}")
-    if Path(str(cfg["input"])).expanduser().is_dir() and all(Path(r[0]).parent.name in classes for r in result.rows):
+    if request.folder and all(Path(r[0]).parent.name in classes for r in result.rows):
         result.correct = sum(Path(r[0]).parent.name == r[1] for r in result.rows)
 
     def write_csv(tmp: str) -> None:

@@ -14,7 +14,9 @@ from archfuse.checkpoint import read_checkpoint
 from archfuse.checks import check_file
 from archfuse.errors import ConfigError
 from archfuse.exporting.data_spec import SPEC_KEYS, checkpoint_spec
-from archfuse.exporting.formats import SUFFIXES, load, require_onnx, sidecar
+from archfuse.exporting.formats import load
+from archfuse.exporting.options import SUFFIXES, require_onnx, sidecar
+from archfuse.predicting.options import MODEL_HINT
 from archfuse.exporting.network import normalised_logits
 
 KINDS = {"exported_program": "torch.export program", "aoti_package": "AOTInductor package", "onnx": "ONNX file"}
@@ -58,7 +60,7 @@ def checkpoint_labeller(path: Path, data: dict[str, Any] | None) -> Labeller:
 def labeller(path: Any, data: dict[str, Any] | None = None) -> Labeller:
     """The labeller of a checkpoint (.ckpt) or an exported file (.pt2, .onnx, with its JSON beside it);
     ``data``: keys merged over a checkpoint's data config where its spec must be computed from its data."""
-    p = check_file("ckpt", path, "give an archfuse checkpoint (.ckpt) or a file archfuse-export wrote (.pt2, .onnx)")
+    p = check_file("ckpt", path, MODEL_HINT)
     if p.suffix in SUFFIXES.values():
         return exported_labeller(p)
     return checkpoint_labeller(p, data)
