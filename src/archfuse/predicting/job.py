@@ -7,6 +7,7 @@ softmax probability); with ``top_k`` = k > 1 also ``class_2``, ``probability_2``
 """
 
 import csv
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 
 from archfuse.errors import ConfigError
 from archfuse.files import write_atomic
-from archfuse.predicting.images import Unreadable, read_image
+from archfuse.predicting.images import NativeStderr, Unreadable, read_image
 from archfuse.predicting.labeller import labeller
 from archfuse.predicting.options import predict_request
 
@@ -37,12 +38,27 @@ def header(top_k: int) -> list[str]:
 
 
 def progress(quiet: bool):
-    """A progress bar on stderr, for more than one batch of files and not under quiet=true."""
+    """A progress bar on a terminal's stderr, for more than one batch of files and not under quiet=true.
+    It is redrawn between files, never from a thread of its own: stderr is caught while a file is decoded."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
     return Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True, disable=quiet)
+                    console=console, transient=True, disable=quiet or not console.is_terminal, auto_refresh=False)
+
+
+def batch_rows(model, paths: list[Path], images: torch.Tensor, top_k: int) -> list[list[Any]]:
+    """The CSV rows of a batch: path, then the top ``top_k`` classes' names and probabilities."""
+    classes = model.spec["classes"]
+    top = model.run(images).float().softmax(-1).topk(top_k, dim=-1)
+    table = []
+    for path, p, i in zip(paths, top.values.tolist(), top.indices.tolist(), strict=True):
+        row: list[Any] = [str(path)]
+        for value, index in zip(p, i, strict=True):
+            row += [classes[index], f"{value:.6f}"]
+        table.append(row)
+    return table
 
 
 def predict(cfg: dict[str, Any]) -> Labelled:
@@ -53,25 +69,26 @@ def predict(cfg: dict[str, Any]) -> Labelled:
     if top_k > len(classes):
         raise ConfigError("top_k", f"must be at most the number of classes ({len(classes)}), got {top_k}")
     result = Labelled(out, model.what)
-    with progress(bool(cfg.get("quiet")) or len(files) <= batch_size) as bar:
-        task = bar.add_task("labelling", total=len(files))
-        for start in range(0, len(files), batch_size):
-            read, images = [], []
-            for path in files[start:start + batch_size]:
-                try:
-                    images.append(read_image(path, channels, size))
-                    read.append(path)
-                except Unreadable as err:
-                    result.unreadable.append((str(path), str(err)))
-            if images:
-                probs = model.run(torch.stack(images)).float().softmax(-1)
-                top = probs.topk(top_k, dim=-1)
-                for path, p, i in zip(read, top.values.tolist(), top.indices.tolist(), strict=True):
-                    row: list[Any] = [str(path)]
-                    for value, index in zip(p, i, strict=True):
-                        row += [classes[index], f"{value:.6f}"]
-                    result.rows.append(row)
-            bar.advance(task, len(files[start:start + batch_size]))
+    native = NativeStderr()
+    try:
+        with progress(bool(cfg.get("quiet")) or len(files) <= batch_size) as bar:
+            task, shown = bar.add_task("labelling", total=len(files)), 0.0
+            for start in range(0, len(files), batch_size):
+                read, images = [], []
+                for path in files[start:start + batch_size]:
+                    try:
+                        images.append(read_image(path, channels, size, native))
+                        read.append(path)
+                    except Unreadable as err:
+                        result.unreadable.append((str(path), str(err)))
+                    bar.advance(task)
+                    if time.monotonic() - shown > 0.1:  # redrawn ten times a second at most
+                        bar.refresh()
+                        shown = time.monotonic()
+                if images:
+                    result.rows += batch_rows(model, read, torch.stack(images), top_k)
+    finally:
+        native.close()
     if not result.rows:
         first = result.unreadable[0]
         raise ConfigError("input", f"none of the {len(files)} files could be read; {first[0]}: {first[1]}")
