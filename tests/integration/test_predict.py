@@ -3,6 +3,7 @@ it labels a folder as archfuse's own network does (a damaged file listed and ski
 or an exported file, in every image format it reads; on MNIST-10k as PNGs its accuracy is the run's."""
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,31 @@ def test_every_image_format_and_the_top_k(workdir, folder):
     by_name = {Path(r["path"]).name: r["class"] for r in table}
     assert by_name["a.png"] == by_name["d.bmp"] == by_name["e.webp"]  # lossless: the same pixels
     assert "(ONNX file)" in proc.stdout and "unreadable" not in proc.stdout and "accuracy" not in proc.stdout
+
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def test_a_checkpoint_that_records_its_data_spec_is_read_with_it(workdir, folder):
+    """A checkpoint with ``archfuse.data`` (as runs that record their data spec write it) is read as it is:
+    its class names label the images and go into an exported file's JSON."""
+    from archfuse.checkpoint import read_checkpoint
+    from archfuse.exporting.data_spec import checkpoint_spec
+
+    ckpt, root, _ = folder
+    record = read_checkpoint(ckpt, "ckpt")
+    spec = checkpoint_spec(record)  # computed from the run's data: no spec recorded in it
+    record.setdefault("archfuse", {})["data"] = {**spec, "classes": NAMES}
+    recorded = workdir / "recorded.ckpt"
+    torch.save(record, recorded)
+    predict(workdir, str(recorded), root / "7", workdir / "named.csv", "quiet=true")
+    plain = predict(workdir, ckpt, root / "7", workdir / "plain.csv", "quiet=true")
+    assert [NAMES[int(r["class"])] for r in rows(workdir / "plain.csv")] == [
+        r["class"] for r in rows(workdir / "named.csv")]
+    assert "unreadable" not in plain.stdout
+    export(workdir, str(recorded), "pt2", workdir / "named.pt2")
+    meta = json.loads((workdir / "named.pt2.json").read_text())
+    assert meta["classes"] == NAMES and meta["mean"] == spec["mean"] and meta["input_shape"] == [1, 28, 28]
 
 
 def refused(workdir, *args: str) -> str:

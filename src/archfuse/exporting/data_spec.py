@@ -17,9 +17,19 @@ SPEC_KEYS = ("input_shape", "classes", "mean", "std", "channels", "image_size")
 
 
 def recorded_spec(ckpt: dict[str, Any]) -> dict[str, Any] | None:
-    """The spec the checkpoint carries, or None for one written before checkpoints recorded it."""
+    """The spec the checkpoint carries, or None for one written before checkpoints recorded it (or one
+    whose record lacks a key: it is computed then). ``class_names`` is read as ``classes``; channels and
+    image size follow from the input shape where they are not written down."""
     data = (ckpt.get(RECORD_KEY) or {}).get("data")
-    return dict(data) if data else None
+    if not isinstance(data, dict):
+        return None
+    spec = dict(data)
+    if "classes" not in spec and "class_names" in spec:
+        spec["classes"] = spec["class_names"]
+    if "input_shape" in spec:
+        spec.setdefault("channels", spec["input_shape"][0])
+        spec.setdefault("image_size", list(spec["input_shape"][1:]))
+    return spec if all(k in spec for k in SPEC_KEYS) else None
 
 
 def checkpoint_datamodule(ckpt: dict[str, Any], overrides: dict[str, Any] | None) -> TensorDataModule:
@@ -61,5 +71,5 @@ def checkpoint_spec(ckpt: dict[str, Any], overrides: dict[str, Any] | None = Non
     """The checkpoint's data spec: recorded, else asked of its data module (``dm``, or rebuilt)."""
     spec = recorded_spec(ckpt)
     if spec is not None:
-        return {k: spec[k] for k in SPEC_KEYS}
+        return {k: list(spec[k]) if isinstance(spec[k], tuple) else spec[k] for k in SPEC_KEYS}
     return datamodule_spec(dm if dm is not None else checkpoint_datamodule(ckpt, overrides))
