@@ -9,7 +9,9 @@ ConfigError, or :func:`must_be` for the usual shape.
 A bool is never a count or a number here, although Python's bool is an int: ``size: true`` is a mistake.
 """
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,11 @@ def check_writable(key: str, path: Any, hint: str) -> Path:
     existing = next(a for a in p.absolute().parents if a.exists())
     if not existing.is_dir():
         raise ConfigError(key, f"cannot write {p}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(key, f"cannot write {p}: no permission to write in {existing}")
+    try:  # a file made and removed there: permissions, a read-only or a virtual file system
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".archfuse-probe-")
+    except OSError as err:
+        why = "no permission to write in" if err.errno in (errno.EACCES, errno.EPERM) else "cannot create files in"
+        raise ConfigError(key, f"cannot write {p}: {why} {existing} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
     return p

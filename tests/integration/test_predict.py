@@ -192,7 +192,7 @@ def test_mnist_as_png_files_is_labelled_at_the_runs_test_accuracy(workdir):
     assert spec["classes"][0] == "0 - zero"  # torchvision's own names: the folders are named after them
     proc = predict(workdir, ckpt, pngs, workdir / "preds.csv", "quiet=true")
     table = rows(workdir / "preds.csv")
-    assert accuracy(table) == pytest.approx(s["metrics"]["test/acc"], abs=1e-9)  # the same 2000 images
+    assert accuracy(table) == pytest.approx(s["metrics"]["test/acc"], abs=1e-6)  # the same 2000 images (float32)
     assert f"accuracy against the folder names: {s['metrics']['test/acc']:.4f} (" in proc.stdout
     export(workdir, ckpt, "pt2", workdir / "mnist.pt2")
     predict(workdir, str(workdir / "mnist.pt2"), pngs, workdir / "exported.csv", "quiet=true")

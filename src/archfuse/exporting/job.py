@@ -16,11 +16,12 @@ import archfuse
 from archfuse.build import module_from_checkpoint
 from archfuse.checkpoint import read_checkpoint
 from archfuse.data.datamodule import TensorDataModule
+from archfuse.errors import ConfigError
 from archfuse.exporting.data_spec import checkpoint_datamodule, checkpoint_spec
 from archfuse.exporting.formats import INPUT, LOADERS, OUTPUT, kind_of, load, write
 from archfuse.exporting.options import ExportMismatch, export_request, sidecar
 from archfuse.exporting.network import exported_network, is_int8, normalised_logits
-from archfuse.files import write_atomic, write_json_atomic
+from archfuse.files import folders_removed_on_failure, write_atomic, write_json_atomic
 
 
 def test_images(dm: TensorDataModule, spec: dict[str, Any], count: int) -> Tensor:
@@ -85,6 +86,10 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
             Path(staged).unlink(missing_ok=True)
         write_json_atomic(sidecar(out), meta)
 
-    write_atomic(out, write_verified)
+    try:
+        with folders_removed_on_failure(out.parent):
+            write_atomic(out, write_verified)
+    except OSError as err:
+        raise ConfigError("out", f"cannot write {out}: {err.strerror or err}") from None
     meta["path"] = str(out)
     return meta

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from archfuse.errors import ConfigError
-from archfuse.files import write_atomic
+from archfuse.files import folders_removed_on_failure, write_atomic
 from archfuse.predicting.images import NativeStderr, Unreadable, read_image
 from archfuse.predicting.labeller import labeller
 from archfuse.predicting.options import predict_request
@@ -101,5 +101,9 @@ def predict(cfg: dict[str, Any]) -> Labelled:
             writer.writerow(header(top_k))
             writer.writerows(result.rows)
 
-    write_atomic(out, write_csv)
+    try:
+        with folders_removed_on_failure(out.parent):
+            write_atomic(out, write_csv)
+    except OSError as err:
+        raise ConfigError("out", f"cannot write {out}: {err.strerror or err}") from None
     return result
