@@ -14,13 +14,12 @@ from archfuse.process import exit_now, importable_cwd
 
 
 def report(meta: dict[str, Any]) -> None:
-    v, batch = meta["verification"], meta["batch"]
-    takes = f"1 to {batch['max']} images per call" if batch["max"] else "any batch size"
+    v = meta["verification"]
     kind = {"exported_program": "torch.export program", "aoti_package": "AOTInductor package",
             "onnx": "ONNX"}[meta["kind"]]
     print(f"checkpoint: {meta['source_checkpoint']}")
     print(f"wrote {meta['path']} ({kind}{', int8' if meta['int8'] else ''}, {meta['size_bytes'] / 1024:.1f} KiB): "
-          f"{'x'.join(map(str, meta['input_shape']))} images in [0, 1], normalisation inside, {takes}")
+          f"{'x'.join(map(str, meta['input_shape']))} images in [0, 1], normalisation inside, any batch size")
     print(f"load: {meta['load']}")
     print(f"spec: {meta['path']}.json ({len(meta['classes'])} classes: {', '.join(meta['classes'][:5])}"
           f"{', ...' if len(meta['classes']) > 5 else ''})")

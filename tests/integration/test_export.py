@@ -80,16 +80,14 @@ def test_a_checkpoint_exports_and_runs_without_archfuse(request, workdir, source
     assert v["images"] == 64 and v["max_abs_logit_difference"] <= v["tolerance"]
     assert f"max |logit difference| {v['max_abs_logit_difference']:.3g}" in proc.stdout
     assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, f"{out.name}.json"])  # nothing else
-    # A fresh process, archfuse blocked, loads the file as its JSON says: 17 test images at once, then one.
-    images, reference, spec = archfuse_reference(ckpt, 17)
+    # A fresh process, archfuse blocked, loads the file as its JSON says: 100 test images at once, then one.
+    images, reference, spec = archfuse_reference(ckpt, 100)
     assert meta["mean"] == spec["mean"] and meta["std"] == spec["std"]
     together, alone = run_without_archfuse(out, [images, images[:1]], workdir)
-    assert together.shape == (17, 10) and alone.shape == (1, 10)
+    assert together.shape == (100, 10) and alone.shape == (1, 10)
     assert (together - reference).abs().max() <= v["tolerance"]
     assert (alone - reference[:1]).abs().max() <= v["tolerance"]
-    if source == "int8" and fmt == "pt2":
-        assert meta["batch"] == {"min": 1, "max": 64}  # one fixed batch size: 1 to 64 images per call
-        assert "1 to 64 images per call" in proc.stdout
+    assert meta["batch"] == {"min": 1, "max": None} and "any batch size" in proc.stdout
 
 
 def test_the_default_file_lies_beside_the_checkpoint(workdir, trained_run, tmp_path):
@@ -151,7 +149,7 @@ def test_what_onnx_cannot_express_is_refused_with_the_reason(workdir):
     message = refused(workdir, f"ckpt={ckpt}", "format=onnx", f"out={workdir / 'files' / 'int8.onnx'}")
     assert message == ("format: this int8 network cannot be written as onnx: torch.onnx has no translation for the "
                        "operator quantized_decomposed.choose_qparams.tensor; format=pt2 may hold it")
-    assert list((workdir / "files").iterdir()) == []
+    assert not (workdir / "files").exists()
 
 
 # onnx, onnxscript and onnxruntime look absent: found (torch looks for them) but failing to import.

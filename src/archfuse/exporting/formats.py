@@ -3,8 +3,7 @@
 - ``pt2``: a torch.export ExportedProgram (``torch.export.save``), loaded with
   ``torch.export.load(path).module()``; any batch size.
 - ``pt2`` of an int8 result: an AOTInductor package compiled with freezing (Inductor's oneDNN int8
-  kernels, where int8's speed is), loaded with ``torch._inductor.aoti_load_package(path)``. It runs at one
-  fixed batch size and takes 1 to that many images per call (archfuse.exporting.network.PaddedBatch).
+  kernels, where int8's speed is), loaded with ``torch._inductor.aoti_load_package(path)``; any batch size.
 - ``onnx``: torch.onnx's dynamo exporter, one self-contained file, run in onnxruntime; any batch size.
   An int8 result is written as quantize/dequantize pairs around float ops, which onnxruntime fuses into
   its own int8 kernels.
@@ -36,22 +35,20 @@ def kind_of(fmt: str, int8: bool) -> str:
     return "aoti_package" if int8 else "exported_program"
 
 
-def export_program(model: nn.Module, input_shape: list[int], batch: int | None) -> Any:
-    """``model`` traced by torch.export with a dynamic batch dimension (at most ``batch`` when given)."""
-    example = torch.rand(1 if batch == 1 else 2, *input_shape)
-    dims = None if batch == 1 else ({0: torch.export.Dim("batch", min=1, max=batch)},) if batch else (
-        {0: torch.export.Dim("batch", min=1)},)
-    return torch.export.export(model, (example,), dynamic_shapes=dims)
+def export_program(model: nn.Module, input_shape: list[int]) -> Any:
+    """``model`` traced by torch.export with a dynamic batch dimension."""
+    example = torch.rand(2, *input_shape)
+    return torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
 
 
-def write(kind: str, model: nn.Module, input_shape: list[int], batch: int | None, path: str, what: str) -> None:
+def write(kind: str, model: nn.Module, input_shape: list[int], path: str, what: str) -> None:
     """``model`` written to ``path`` as ``kind``; what an exporter cannot express is a ConfigError saying
     why (``what`` names the network: "this int8 network")."""
     try:
         if kind == "onnx":
             _write_onnx(model, input_shape, path)
             return
-        program = export_program(model, input_shape, batch)
+        program = export_program(model, input_shape)
         if kind == "aoti_package":
             _write_aoti(program, path)
         else:
@@ -94,16 +91,12 @@ def _write_onnx(model: nn.Module, input_shape: list[int], path: str) -> None:
                           verbose=False)
 
 
-def load(kind: str, path: str, max_batch: int | None = None, threads: int | None = None) -> Callable[[Tensor], Tensor]:
-    """The file as a function: float images (N, C, H, W) in [0, 1] -> logits (N, classes); batches larger
-    than ``max_batch`` (an int8 package's fixed size) are run in chunks."""
+def load(kind: str, path: str) -> Callable[[Tensor], Tensor]:
+    """The file as a function: float images (N, C, H, W) in [0, 1] -> logits (N, classes)."""
     if kind == "onnx":
         import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         run = lambda x: torch.from_numpy(session.run(None, {name: x.contiguous().numpy()})[0])  # noqa: E731
     elif kind == "aoti_package":
@@ -114,8 +107,6 @@ def load(kind: str, path: str, max_batch: int | None = None, threads: int | None
     def forward(x: Tensor) -> Tensor:
         x = x.float()
         with torch.inference_mode():
-            if max_batch and len(x) > max_batch:
-                return torch.cat([run(chunk) for chunk in x.split(max_batch)])
             return run(x)
 
     return forward

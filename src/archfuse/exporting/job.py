@@ -32,10 +32,9 @@ def test_images(dm: TensorDataModule, spec: dict[str, Any], count: int) -> Tenso
     return (x[:count].float() * std + mean).clamp(0.0, 1.0)
 
 
-def verify(kind: str, path: str, batch: int | None, images: Tensor, reference: Tensor,
-           tolerance: float, key: str) -> dict[str, Any]:
+def verify(kind: str, path: str, images: Tensor, reference: Tensor, tolerance: float, key: str) -> dict[str, Any]:
     """The file, loaded as a user loads it, on the test images at once and on one image alone."""
-    run = load(kind, path, batch)
+    run = load(kind, path)
     together, alone = run(images), run(images[:1])
     worst = float((together - reference).abs().max())
     single = float((alone - reference[:1]).abs().max())
@@ -61,15 +60,14 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
     images = test_images(dm, spec, cfg["verify_images"])
     reference = normalised_logits(net, images, spec["mean"], spec["std"])
     kind = kind_of(fmt, int8)
-    batch = cfg["int8_batch"] if kind == "aoti_package" else None
-    model = exported_network(net, spec["mean"], spec["std"], batch)
+    model = exported_network(net, spec["mean"], spec["std"], inductor=kind == "aoti_package")
     key = "int8_tolerance" if int8 else "tolerance"
     tolerance = cfg[key]
     what = "this int8 network" if int8 else "this network"
     meta = {"format": fmt, "kind": kind, "load": LOADERS[kind],
             "input_name": INPUT, "output_name": OUTPUT, "output": "logits, shape (batch, classes)",
             "classes": spec["classes"], "input_shape": spec["input_shape"], "dtype": "float32",
-            "value_range": [0.0, 1.0], "batch": {"min": 1, "max": batch},
+            "value_range": [0.0, 1.0], "batch": {"min": 1, "max": None},
             "channels": spec["channels"], "image_size": spec["image_size"], "mean": spec["mean"], "std": spec["std"],
             "normalisation": "inside the file: it computes (x - mean) / std per channel",
             "int8": int8, "archfuse_version": archfuse.__version__, "torch_version": torch.__version__,
@@ -78,8 +76,8 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
     def write_verified(tmp: str) -> None:
         staged = tmp + out.suffix  # torch's pt2 readers and writers want the suffix
         try:
-            write(kind, model, spec["input_shape"], batch, staged, what)
-            meta["verification"] = verify(kind, staged, batch, images, reference, tolerance, key)
+            write(kind, model, spec["input_shape"], staged, what)
+            meta["verification"] = verify(kind, staged, images, reference, tolerance, key)
             meta["size_bytes"] = os.path.getsize(staged)
             os.replace(staged, tmp)
         finally:

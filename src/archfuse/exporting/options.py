@@ -56,7 +56,6 @@ def export_request(cfg: dict[str, Any]) -> tuple[str, Path, Path]:
     check_number("tolerance", cfg.get("tolerance"), 0.0)
     check_number("int8_tolerance", cfg.get("int8_tolerance"), 0.0)
     check_positive("verify_images", cfg.get("verify_images"))
-    check_positive("int8_batch", cfg.get("int8_batch"))
     ckpt = check_file("ckpt", cfg.get("ckpt"), CHECKPOINT_HINT)
     out = output_path(cfg.get("out"), ckpt, fmt)
     if fmt == "onnx":

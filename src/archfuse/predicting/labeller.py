@@ -36,7 +36,7 @@ def exported_labeller(path: Path) -> Labeller:
                           "archfuse-export wrote beside it (its classes and input spec)")
     try:
         meta = json.loads(meta_path.read_text())
-        kind, spec, batch = meta["kind"], {k: meta[k] for k in SPEC_KEYS}, meta["batch"]["max"]
+        kind, spec = meta["kind"], {k: meta[k] for k in SPEC_KEYS}
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError("ckpt", f"{meta_path} is not the JSON archfuse-export writes ({err})") from None
     if kind not in KINDS:
@@ -44,7 +44,7 @@ def exported_labeller(path: Path) -> Labeller:
     if kind == "onnx":
         require_onnx()
     try:
-        run = load(kind, str(path), batch)
+        run = load(kind, str(path))
     except Exception as err:  # torch and onnxruntime raise many types for a damaged file
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise ConfigError("ckpt", f"{path} is not a readable {KINDS[kind]} (truncated or damaged): {reason}") from None
