@@ -90,6 +90,13 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...] | list[str] | di
     raise ConfigError(key, f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+def check_given(key: str, value: Any, usage: str) -> Any:
+    """A value the command line must give (``???`` in its YAML). Message: ``is required: USAGE``."""
+    if value is None or value == "???" or value == "":
+        raise ConfigError(key, f"is required: {usage}")
+    return value
+
+
 def check_file(key: str, path: Any, hint: str) -> Path:
     """An existing file (``~`` expanded), returned as a Path. Message: ``PATH does not exist; HINT``."""
     p = Path(str(path)).expanduser()

@@ -13,11 +13,11 @@ from archfuse.errors import ConfigError
 from archfuse.process import exit_now, importable_cwd
 
 
-def report(meta: dict[str, Any]) -> None:
+def report(meta: dict[str, Any], ckpt: str) -> None:
     v = meta["verification"]
     kind = {"exported_program": "torch.export program", "aoti_package": "AOTInductor package",
             "onnx": "ONNX"}[meta["kind"]]
-    print(f"checkpoint: {meta['source_checkpoint']}")
+    print(f"checkpoint: {ckpt}")
     print(f"wrote {meta['path']} ({kind}{', int8' if meta['int8'] else ''}, {meta['size_bytes'] / 1024:.1f} KiB): "
           f"{'x'.join(map(str, meta['input_shape']))} images in [0, 1], normalisation inside, any batch size")
     print(f"load: {meta['load']}")
@@ -37,7 +37,7 @@ def _export(cfg: DictConfig) -> None:
 
         from archfuse.exporting.job import export
 
-        report(export(plain))
+        report(export(plain), plain["ckpt"])
     except ConfigError as err:
         print(f"archfuse-export: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -116,6 +116,8 @@ def test_bad_input_is_refused_with_nothing_written(workdir, plain):
     damaged.write_bytes(open(plain, "rb").read()[:5000])
     assert f"ckpt: {damaged} is not a readable checkpoint" in refused(workdir, f"ckpt={damaged}", "format=pt2",
                                                                        f"out={out}")
+    assert refused(workdir, f"ckpt={plain}", f"out={out}") == (
+        "format: is required: archfuse-export ckpt=PATH format=pt2|onnx [out=FILE]")
     assert refused(workdir, f"ckpt={plain}", "format=tflite", f"out={out}") == (
         "format: unknown format 'tflite'; choose one of pt2, onnx")
     a_file = workdir / "a_file"

@@ -155,6 +155,8 @@ def refused(workdir, *args: str) -> str:
 
 def test_bad_input_is_refused(workdir, folder):
     ckpt, root, _ = folder
+    assert refused(workdir, f"input={root}") == (
+        "ckpt: is required: archfuse-predict ckpt=PATH input=FILE|DIR [out=preds.csv] [top_k=1]")
     assert refused(workdir, "ckpt=/nonexistent.ckpt", f"input={root}") == (
         "ckpt: /nonexistent.ckpt does not exist; give an archfuse checkpoint (.ckpt) or a file archfuse-export "
         "wrote (.pt2, .onnx)")

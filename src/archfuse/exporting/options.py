@@ -5,13 +5,14 @@ conventions archfuse-predict reads back (suffixes, the JSON beside a file)."""
 from pathlib import Path
 from typing import Any
 
-from archfuse.checks import check_choice, check_file, check_number, check_positive, check_writable
+from archfuse.checks import check_choice, check_file, check_given, check_number, check_positive, check_writable
 from archfuse.errors import ConfigError
 
 FORMATS = ("pt2", "onnx")
 SUFFIXES = {"pt2": ".pt2", "onnx": ".onnx"}
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 CHECKPOINT_HINT = "give the path of a .ckpt file from a run's checkpoints/ folder"
+USAGE = "archfuse-export ckpt=PATH format=pt2|onnx [out=FILE]"
 
 
 class ExportMismatch(RuntimeError):
@@ -52,7 +53,8 @@ def output_path(out: Any, ckpt: Path, fmt: str) -> Path:
 
 def export_request(cfg: dict[str, Any]) -> tuple[str, Path, Path]:
     """(format, checkpoint, output path) of an archfuse-export config, every option checked."""
-    fmt = check_choice("format", cfg.get("format"), FORMATS, what="format")
+    check_given("ckpt", cfg.get("ckpt"), USAGE)
+    fmt = check_choice("format", check_given("format", cfg.get("format"), USAGE), FORMATS, what="format")
     check_number("tolerance", cfg.get("tolerance"), 0.0)
     check_number("int8_tolerance", cfg.get("int8_tolerance"), 0.0)
     check_positive("verify_images", cfg.get("verify_images"))

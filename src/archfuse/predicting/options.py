@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archfuse.checks import check_file, check_positive, check_writable
+from archfuse.checks import check_file, check_given, check_positive, check_writable
 from archfuse.errors import ConfigError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MODEL_HINT = "give an archfuse checkpoint (.ckpt) or a file archfuse-export wrote (.pt2, .onnx)"
+USAGE = "archfuse-predict ckpt=PATH input=FILE|DIR [out=preds.csv] [top_k=1]"
 
 
 @dataclass
@@ -36,6 +37,8 @@ def image_files(path: Any) -> list[Path]:
 
 
 def predict_request(cfg: dict[str, Any]) -> Request:
+    check_given("ckpt", cfg.get("ckpt"), USAGE)
+    check_given("input", cfg.get("input"), USAGE)
     top_k = check_positive("top_k", cfg.get("top_k"))
     batch_size = check_positive("batch_size", cfg.get("batch_size"))
     out = check_writable("out", cfg.get("out"), "give a file name for the CSV")
