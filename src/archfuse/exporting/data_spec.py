@@ -1,5 +1,5 @@
 """The data spec of a checkpoint: what its network's images look like (shape, classes, channels, size) and
-the normalisation it was trained with, as plain JSON-able data (the keys of docs/export-and-predict.md).
+the normalisation it was trained with, as plain JSON-able data (the keys of docs/exporting.md).
 
 A checkpoint that records its spec (``ckpt["archfuse"]["data"]``) is read as it is. One written before
 that existed has none: its data module is rebuilt from the run config and asked; a data module that cannot
