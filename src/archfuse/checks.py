@@ -9,6 +9,8 @@ ConfigError, or :func:`must_be` for the usual shape.
 A bool is never a count or a number here, although Python's bool is an int: ``size: true`` is a mistake.
 """
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,13 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...] | list[str] | di
     raise ConfigError(key, f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
+def check_given(key: str, value: Any, usage: str) -> Any:
+    """A value the command line must give (``???`` in its YAML). Message: ``is required: USAGE``."""
+    if value is None or value == "???" or value == "":
+        raise ConfigError(key, f"is required: {usage}")
+    return value
+
+
 def check_file(key: str, path: Any, hint: str) -> Path:
     """An existing file (``~`` expanded), returned as a Path. Message: ``PATH does not exist; HINT``."""
     p = Path(str(path)).expanduser()
@@ -114,4 +123,23 @@ def check_writable_dir(key: str, path: Any, hint: str) -> Path:
     except OSError as err:
         where = f": no folder can be made in {existing}" if existing != p else ""
         raise ConfigError(key, f"{what}{where} ({err.strerror}); {hint}") from None
+    return p
+
+
+def check_writable(key: str, path: Any, hint: str) -> Path:
+    """A file path that can be written (``~`` expanded; folders missing on the way are created when it
+    is written), returned as a Path. Messages: ``PATH is a directory; HINT``, ``cannot write PATH: ...``."""
+    p = Path(str(path)).expanduser()
+    if p.is_dir():
+        raise ConfigError(key, f"{p} is a directory; {hint}")
+    existing = next(a for a in p.absolute().parents if a.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, f"cannot write {p}: {existing} is a file, not a directory")
+    try:  # a file made and removed there: permissions, a read-only or a virtual file system
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".archfuse-probe-")
+    except OSError as err:
+        why = "no permission to write in" if err.errno in (errno.EACCES, errno.EPERM) else "cannot create files in"
+        raise ConfigError(key, f"cannot write {p}: {why} {existing} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
     return p

@@ -4,7 +4,8 @@
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,20 @@ def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
             json.dump(payload, f, indent=2, default=str)
 
     write_atomic(path, dump)
+
+
+@contextmanager
+def folders_removed_on_failure(folder: str | Path) -> Iterator[None]:
+    """The folders on the way to ``folder`` that do not exist yet are removed again, where still empty,
+    when the body fails: a failed write leaves nothing behind, not even the folders made for it."""
+    folder = Path(folder).absolute()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for p in missing:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise

@@ -2,8 +2,8 @@
 
 import pytest
 
-from archfuse.checks import (check_choice, check_count, check_file, check_fraction, check_number, check_positive,
-                             is_int, is_number, must_be)
+from archfuse.checks import (check_choice, check_count, check_file, check_fraction, check_given, check_number,
+                             check_positive, check_writable, is_int, is_number, must_be)
 from archfuse.errors import ConfigError
 
 
@@ -57,3 +57,18 @@ def test_files(tmp_path):
     assert check_file("k", tmp_path / "a.ckpt", "hint") == tmp_path / "a.ckpt"
     assert message(check_file, "k", tmp_path / "b.ckpt", "give a file") == \
         f"k: {tmp_path / 'b.ckpt'} does not exist; give a file"
+
+
+def test_given_values(tmp_path):
+    assert check_given("k", "x.ckpt", "cmd k=PATH") == "x.ckpt"
+    assert message(check_given, "k", "???", "cmd k=PATH") == "k: is required: cmd k=PATH"
+    assert message(check_given, "k", None, "cmd k=PATH") == "k: is required: cmd k=PATH"
+
+
+def test_writable_paths(tmp_path):
+    assert check_writable("out", tmp_path / "new" / "deeper" / "f.csv", "hint") == tmp_path / "new" / "deeper" / "f.csv"
+    assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []  # the probe leaves nothing
+    assert message(check_writable, "out", tmp_path, "give a file") == f"out: {tmp_path} is a directory; give a file"
+    (tmp_path / "a_file").write_text("")
+    assert message(check_writable, "out", tmp_path / "a_file" / "f.csv", "hint") == (
+        f"out: cannot write {tmp_path / 'a_file' / 'f.csv'}: {tmp_path / 'a_file'} is a file, not a directory")

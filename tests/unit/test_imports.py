@@ -77,11 +77,12 @@ LAYERS = (
     ("models and data", {"models", "data"}),
     ("plug-ins", {"recipes", "ensembles"}),
     ("runners", {"module", "build", "trainer", "ddp", "callbacks", "scheduler", "validate", "run", "sweep",
-                 "comparison"}),
-    ("entry points", {"train", "eval", "compare", "command_line"}),
+                 "comparison", "exporting", "predicting"}),
+    ("entry points", {"train", "eval", "compare", "command_line", "export", "predict"}),
 )
 PLUGINS = {"recipes", "ensembles"}
-RUNNERS = {"run", "build", "module", "trainer", "ddp", "sweep", "train", "eval", "compare", "validate", "command_line"}
+RUNNERS = {"run", "build", "module", "trainer", "ddp", "sweep", "train", "eval", "compare", "validate", "command_line",
+           "exporting", "predicting", "export", "predict"}
 
 
 def package_of(module: str) -> str | None:
