@@ -57,7 +57,7 @@ def test_help_lists_groups_without_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     for line in ("model: convnet, mlp, seed000, seed001, seed003", "trainer: cpu, ddp, ddp_cpu, default, gpu",
-                 "data: cifar10, digits, fashion_mnist, kmnist, mnist",
+                 "data: cifar10, digits, fashion_mnist, folder, kmnist, mnist",
                  "recipe: cut, distill, grow, merge, none, prune, prune_channels, quantize, regularize",
                  "ensemble: bagging, cascade, concat, mean, none, stack, vote, weighted",
                  "scheduler: cosine, none, plateau, step",

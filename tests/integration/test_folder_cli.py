@@ -25,7 +25,8 @@ def test_a_run_records_the_data_spec_in_its_checkpoints_and_summary(tmp_path):
     write_class_folders(root / "train", {"cat": 12, "dog": 12}, shape=(3, 10, 10), suffix=".png")
     write_class_folders(root / "test", {"cat": 4, "dog": 4}, shape=(3, 10, 10), suffix=".jpg", seed=77)
     proc = run_cli(tmp_path, *folder_args(root, tmp_path / "cache"), *QUICK, "data.image_size=[8,6]",
-                   "data.augment=affine", "recipe=prune", "recipe.prune.fine_tune_epochs=0")
+                   "data.augment=affine", "recipe=prune", "recipe.prune.fine_tune_epochs=0",
+                   "keep_last_ckpt=true")
     assert "data.root: decoding the 32 images of" in proc.stderr
     assert "2 classes (cat, dog); images 3x8x6" in proc.stdout  # the printed summary
     (run_dir,) = run_dirs(tmp_path)

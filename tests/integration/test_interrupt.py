@@ -13,15 +13,18 @@ import torch
 from archfuse.summary import schema
 from conftest import cli_env, run_cli, run_dirs, summary
 
-# seed003 on 600 images, 4 epochs; last.ckpt as by default (written at most once a minute), so the
-# completed epoch the signal finds comes from the copy kept in memory.
-ARGS = ["model=seed003", "data.train_subset=600", "trainer.max_epochs=4", "trainer.deterministic=true",
-        "trainer.num_threads=1", "seed=7", "quiet=true", "cost.repeats=2", "cost.warmup=1"]
+# seed003 on 1,000 images, 6 epochs (the signal comes during the second or third, however fast the host);
+# last.ckpt as by default (written at most once a minute), so the completed epoch the signal finds comes
+# from the copy kept in memory.
+EPOCHS = 6
+ARGS = ["model=seed003", "data.train_subset=1000", "trainer.deterministic=true", "trainer.num_threads=1",
+        "seed=7", "quiet=true", "cost.repeats=2", "cost.warmup=1"]
 
 
-def interrupted(cwd, sig):
+def interrupted(cwd, sig, epochs=EPOCHS):
     """Start the run, signal it once its first epoch is done, and wait for it to end."""
-    proc = subprocess.Popen([sys.executable, "-m", "archfuse.train", *ARGS], cwd=cwd, env=cli_env(),
+    command = [sys.executable, "-m", "archfuse.train", *ARGS, f"trainer.max_epochs={epochs}"]
+    proc = subprocess.Popen(command, cwd=cwd, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list((cwd / "outputs").glob("runs/*/checkpoints/best.ckpt")):
@@ -35,7 +38,7 @@ def interrupted(cwd, sig):
 def test_sigint_keeps_the_completed_epochs_and_the_printed_command_resumes(tmp_path):
     whole = tmp_path / "whole"
     whole.mkdir()
-    run_cli(whole, *ARGS)
+    run_cli(whole, *ARGS, f"trainer.max_epochs={EPOCHS}")
     (whole_run,) = run_dirs(whole)
 
     cut = tmp_path / "cut"
@@ -48,7 +51,7 @@ def test_sigint_keeps_the_completed_epochs_and_the_printed_command_resumes(tmp_p
     assert s["status"] == "interrupted"
     jsonschema.validate(s, schema())
     stop = s["interruption"]
-    assert stop["signal"] == "SIGINT" and 1 <= stop["epochs_done"] < 4, "the run ended before the signal"
+    assert stop["signal"] == "SIGINT" and 1 <= stop["epochs_done"] < EPOCHS, "the run ended before the signal"
     last = run_dir / "checkpoints" / "last.ckpt"
     assert stop["last_checkpoint"] == str(last)
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == stop["epochs_done"] - 1
@@ -62,7 +65,7 @@ def test_sigint_keeps_the_completed_epochs_and_the_printed_command_resumes(tmp_p
     run_cli(resumed, *command[1:])
     (resumed_run,) = run_dirs(resumed)
     done = summary(resumed_run)
-    assert done["status"] == "ok" and done["training"]["epochs"] == 4
+    assert done["status"] == "ok" and done["training"]["epochs"] == EPOCHS
     # nothing was lost: the interrupted-and-resumed run is the uninterrupted one
     assert done["metrics"]["val/acc_best"] == summary(whole_run)["metrics"]["val/acc_best"]
     assert done["metrics"]["test/acc"] == summary(whole_run)["metrics"]["test/acc"]
@@ -70,7 +73,7 @@ def test_sigint_keeps_the_completed_epochs_and_the_printed_command_resumes(tmp_p
 
 
 def test_sigterm_is_an_interruption_too(tmp_path):
-    code, out, err = interrupted(tmp_path, signal.SIGTERM)
+    code, out, err = interrupted(tmp_path, signal.SIGTERM, epochs=50)
     assert code == 143, err
     (run_dir,) = run_dirs(tmp_path)
     s = summary(run_dir)
