@@ -20,6 +20,12 @@ def check_share(key: str, value: float) -> None:
     check_number(key, value, 0.0, 1.0, low_open=True, high_open=True, what="between 0 and 1 (exclusive)")
 
 
+# The last data set a process loaded, normalised, keyed by what it was loaded from (``arrays_key``): the
+# jobs of a multirun or a sweep read and normalise the same files once. One entry, so memory holds no more
+# than the running job's own tensors (which are these) between jobs. The tensors are never written to.
+_LOADED: dict[tuple, tuple["Arrays", Tensor]] = {}
+
+
 @dataclass
 class Arrays:
     """Images as float tensors in [0, 1], shape (N, C, H, W), with integer labels."""
@@ -70,6 +76,11 @@ class TensorDataModule(LightningDataModule):
     def load_arrays(self) -> Arrays:
         raise NotImplementedError
 
+    def arrays_key(self) -> tuple | None:
+        """What ``load_arrays`` returns depends on, as a hashable tuple, so a process loads it once;
+        None (the default): it is loaded at every set-up."""
+        return None
+
     def pool_val_fraction(self) -> float:
         """The share of the training pool held out for validation."""
         return self.val_fraction
@@ -86,14 +97,8 @@ class TensorDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._split is not None:
             return
-        arrays = self.load_arrays()
-        # Normalise with the statistics of the training pool, per channel.
-        dims = (0, 2, 3)
-        mean = arrays.x_pool.mean(dim=dims, keepdim=True)
-        std = arrays.x_pool.std(dim=dims, keepdim=True).clamp_min(1e-6)
-        x_pool = ((arrays.x_pool - mean) / std).contiguous()
-        x_test = ((arrays.x_test - mean) / std).contiguous()
-        self._blank = (-mean / std).reshape(1, -1, 1, 1)  # a blank (zero) pixel after normalisation
+        arrays, self._blank = self._normalised_arrays()
+        x_pool, x_test = arrays.x_pool, arrays.x_test
         self._pool = (x_pool, arrays.y_pool)
         train_idx, val_idx = self._train_val_indices(arrays.y_pool)
         if self.train_subset is not None:
@@ -110,6 +115,25 @@ class TensorDataModule(LightningDataModule):
             "test": (x_test, torch.arange(len(arrays.y_test))),
         }
         self._labels = {"train": arrays.y_pool, "val": arrays.y_pool, "test": arrays.y_test}
+
+    def _normalised_arrays(self) -> tuple[Arrays, Tensor]:
+        """The arrays normalised with the statistics of the training pool, per channel, and a blank (zero)
+        pixel after normalisation; from the process's last load when it was of the same data."""
+        key = self.arrays_key()
+        key = None if key is None else (type(self), *key)
+        if key is not None and key in _LOADED:
+            return _LOADED[key]
+        arrays = self.load_arrays()
+        dims = (0, 2, 3)
+        mean = arrays.x_pool.mean(dim=dims, keepdim=True)
+        std = arrays.x_pool.std(dim=dims, keepdim=True).clamp_min(1e-6)
+        normalised = Arrays(((arrays.x_pool - mean) / std).contiguous(), arrays.y_pool,
+                            ((arrays.x_test - mean) / std).contiguous(), arrays.y_test)
+        loaded = (normalised, (-mean / std).reshape(1, -1, 1, 1))
+        if key is not None:
+            _LOADED.clear()
+            _LOADED[key] = loaded
+        return loaded
 
     def _train_val_indices(self, y: Tensor) -> tuple[Tensor, Tensor]:
         idx = torch.arange(len(y))
