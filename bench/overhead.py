@@ -1,13 +1,17 @@
 """archfuse's training epoch against a plain PyTorch loop doing the same work.
 
 Both sides train the same Seed000 network (same initial weights) on the same in-memory tensors
-(the data module's normalised training split), batch size 128, Adam lr 1e-3, the same number of
-torch threads and the same precision (``--precision``: 32-true, or bf16-mixed, where the plain loop's
-forward and loss run under ``torch.autocast("cpu", dtype=torch.bfloat16)`` as Lightning's do), in one
-process. Before any ratio, a same-work check trains one epoch on each side from the same weights: when
-the weights differ by more than the precision's tolerance the script stops with an error (exit 1). They alternate (plain/archfuse, then archfuse/plain, ...) so the
-noise of a shared machine falls on both sides alike; the result is the median of the per-round
-ratios archfuse/plain.
+(the data module's normalised training split, in the data module's batch order, with its augmentation
+drawn from the same random stream), batch size 128, Adam lr 1e-3, the same number of torch threads and
+the same precision (``--precision``: 32-true, or bf16-mixed, where the plain loop's forward and loss run
+under ``torch.autocast("cpu", dtype=torch.bfloat16)`` as Lightning's do), in one process. The header
+names the host's CPU features (AMX, AVX-512, AVX2) and the precision: a ratio holds for that pair.
+
+Before any ratio, a same-work check trains one epoch on each side from the same weights: when the
+weights differ by more than the precision's tolerance, or archfuse trained in another precision, the
+script stops with an error (exit 1) and prints no ratio. The sides then alternate (plain/archfuse,
+then archfuse/plain, ...) so the noise of a shared machine falls on both alike; the result is the
+median of the per-round ratios archfuse/plain (their minimum is printed too).
 
 The archfuse side is the real thing: the config is composed by Hydra from conf/ (train.yaml with
 ``quiet=true data.batch_size=128 trainer.max_epochs=1 trainer.limit_val_batches=0``), the data

@@ -3,7 +3,9 @@
 A user pays for the whole run, not just its epochs. Each side is a fresh process started by this
 script (interpreter, imports, data, training, test, everything), alternating plain/archfuse and
 archfuse/plain so the noise of a shared machine falls on both alike; the result is the median of the
-per-round ratios archfuse/plain.
+per-round ratios archfuse/plain (the minimum is printed too). Both sides train at one precision
+(``--precision``, 32-true by default: archfuse's ``trainer.precision``, the plain script's autocast)
+with the same threads; the header names the host's CPU features.
 
 - ``single``: ``archfuse-train`` (seed000 on the digits, ``--epochs`` epochs) against a script that does
   the same work in plain PyTorch: the same data module and split, the same initial weights (seeded),
@@ -13,10 +15,17 @@ per-round ratios archfuse/plain.
 
 Inside the archfuse side a callback (``+callbacks.bench_stamps._target_=bench.runs.Stamps``) stamps
 the phases, so the breakdown of what remains over the plain side is printed: start-up to fit, the
-epochs, the checkpoint writes, the test, and what follows the test (cost, TensorBoard, summary.json).
+epochs, validation, the checkpoint writes, the test, and what follows the test (cost, TensorBoard,
+summary.json); in sweep mode per job, with what lies between one job's test and the next job's fit.
+``--profile`` runs the archfuse command once under cProfile instead and prints seconds per job by
+function (Hydra's config and its save, validation, data, Trainer, evaluation loop, test, cost, files).
+``--compare-src DIR`` adds a third side to every round: the archfuse of another checkout (before a change).
 
     python bench/runs.py --mode single --rounds 5
-    python bench/runs.py --mode sweep --rounds 3
+    python bench/runs.py --mode sweep --epochs 10 --rounds 3
+    python bench/runs.py --mode sweep --epochs 10 --rounds 3 --precision bf16-mixed
+    python bench/runs.py --mode sweep --epochs 10 --profile
+    python bench/runs.py --mode sweep --epochs 10 --rounds 4 --compare-src /tmp/before   # git archive of the old code
 """
 
 import argparse
@@ -233,6 +242,13 @@ def profile_child(args) -> None:
 
     torch.set_num_threads(args.threads)
     sys.argv = ["archfuse-train", *args.archfuse_args]
+    # What the first job would import, imported before the profile starts: the per-job lines are the jobs'.
+    started = time.perf_counter()
+    import archfuse.report  # noqa: F401
+    import archfuse.run.job  # noqa: F401
+    import archfuse.sweep.trial  # noqa: F401
+    import torch.utils.tensorboard  # noqa: F401
+    imports = time.perf_counter() - started
     prof = cProfile.Profile()
     prof.enable()
     try:
@@ -246,8 +262,9 @@ def profile_child(args) -> None:
         for label, (suffix, name) in PROFILED.items():
             if func == name and file.replace(os.sep, "/").endswith(suffix):
                 found[label] = found.get(label, 0.0) + cumulative
-    print(f"cProfile of the archfuse side (the profiler inflates Python-heavy parts); inclusive seconds, the "
-          f"import line for the process, every other line per job ({jobs} jobs):")
+    print(f"cProfile of the archfuse side (the profiler inflates Python-heavy parts); {imports:.2f} s of imports "
+          f"(lightning, archfuse.run) before it started; inclusive seconds, the import line for the process, every "
+          f"other line per job ({jobs} jobs):")
     for label in PROFILED:
         if label in found:
             per = found[label] if label.startswith("imports") else found[label] / jobs
@@ -256,7 +273,7 @@ def profile_child(args) -> None:
 
 # Inclusive time of these functions (file suffix, function name): where a job's time goes.
 PROFILED = {
-    "imports (the process, all jobs)": ("<frozen importlib._bootstrap>", "_find_and_load"),
+    "imports (the process, all jobs, under the profile)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "Hydra: the job (run_job: config, .hydra/ save, logging, the task)": ("hydra/core/utils.py", "run_job"),
     "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py", "load_sweep_config"),
     "Hydra: save .hydra/config.yaml, hydra.yaml, overrides.yaml (_save_config)": ("hydra/core/utils.py",
@@ -294,6 +311,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
                         help="both sides: archfuse's trainer.precision, the plain script's autocast")
+    parser.add_argument("--compare-src", default="",
+                        help="a third side in every round: the archfuse of another checkout (its src/), e.g. the "
+                             "code before a change")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the ratio: one archfuse command under cProfile, seconds per job")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)  # the plain side's process
@@ -315,7 +335,9 @@ def main() -> None:
     print(host_line())
     print(f"precision: {args.precision} on both sides; {args.threads} threads; {args.mode}: {len(seeds)} job(s) of "
           f"{model}, {args.epochs} epochs on the digits", flush=True)
-    ratios, sides, breakdowns, plain_breakdowns = [], {"plain": [], "archfuse": []}, [], []
+    names = ["plain", "archfuse", *(["before"] if args.compare_src else [])]
+    times = {side: [] for side in names}
+    breakdowns = {side: [] for side in names}
     with tempfile.TemporaryDirectory() as tmp:
         plain_cmd = [sys.executable, __file__, "--plain", "--model", model, "--epochs", str(args.epochs),
                      "--threads", str(args.threads), "--precision", args.precision, "--out", tmp,
@@ -333,38 +355,43 @@ def main() -> None:
             print(proc.stdout[proc.stdout.find("cProfile of"):] if proc.returncode == 0 else proc.stderr[-3000:])
             return None
         archfuse_cmd = [sys.executable, "-m", "archfuse.train", *overrides]
+        envs = {"plain": env, "archfuse": env}
+        if args.compare_src:  # another checkout's archfuse (its src/), with this checkout's bench/ for the stamps
+            envs["before"] = {**env, "PYTHONPATH": os.pathsep.join((str(Path(args.compare_src) / "src"), str(REPO)))}
+        split = phases if args.mode == "single" else sweep_phases
         for r in range(args.rounds):
-            stamp_file = Path(tmp) / f"stamps_{r}.txt"
-            af_env = {**env, STAMPS: str(stamp_file)}
-            order = ("plain", "archfuse") if r % 2 == 0 else ("archfuse", "plain")
-            times = {}
+            order = names[r % len(names):] + names[:r % len(names)]  # each side goes first in turn
+            if r % 2:
+                order = order[::-1]
             for side in order:
+                stamp_file = Path(tmp) / f"stamps_{side}_{r}.txt"
                 start = time.time()
                 if side == "plain":
-                    times[side], stdout = timed(plain_cmd, env, tmp)
-                    plain_breakdowns.append(plain_phases(stdout, start, time.time()))
+                    seconds, stdout = timed(plain_cmd, envs[side], tmp)
+                    breakdowns[side].append(plain_phases(stdout, start, time.time()))
                 else:
-                    times[side], _ = timed(archfuse_cmd, af_env, tmp)
-                    split = phases if args.mode == "single" else sweep_phases
-                    breakdowns.append(split(stamp_file, start, time.time()))
-            ratio = times["archfuse"] / times["plain"]
-            ratios.append(ratio)
-            for side in sides:
-                sides[side].append(times[side])
-            print(f"round {r}: plain {times['plain']:.2f}s archfuse {times['archfuse']:.2f}s ratio {ratio:.3f} "
-                  f"({order[0]} first)", flush=True)
+                    seconds, _ = timed(archfuse_cmd, {**envs[side], STAMPS: str(stamp_file)}, tmp)
+                    breakdowns[side].append(split(stamp_file, start, time.time()))
+                times[side].append(seconds)
+            line = "  ".join(f"{side} {times[side][-1]:.2f}s" for side in names)
+            ratios = "  ".join(f"{side}/plain {times[side][-1] / times['plain'][-1]:.3f}" for side in names[1:])
+            print(f"round {r}: {line} | {ratios} ({' -> '.join(order)})", flush=True)
     med = statistics.median
-    print(f"\n{args.mode} at {args.precision}: ratio archfuse/plain, whole command wall time: median {med(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); plain {med(sides['plain']):.2f}s, "
-          f"archfuse {med(sides['archfuse']):.2f}s")
-    print("plain side, median seconds per phase:")
-    for key in plain_breakdowns[0]:
-        print(f"  {key:76s} {med(b[key] for b in plain_breakdowns):7.3f}")
-    print("archfuse side, median seconds per phase:")
-    for key in breakdowns[0]:
-        print(f"  {key:76s} {med(b[key] for b in breakdowns):7.3f}")
-    print(json.dumps({"mode": args.mode, "precision": args.precision, "ratios": ratios, "plain_s": sides["plain"],
-                      "archfuse_s": sides["archfuse"]}))
+    print()
+    for side in names[1:]:
+        ratios = [a / b for a, b in zip(times[side], times["plain"], strict=True)]
+        label = "archfuse" if side == "archfuse" else f"archfuse at {args.compare_src}"
+        print(f"{args.mode} at {args.precision}: ratio {label}/plain, whole command wall time: median "
+              f"{med(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); plain {med(times['plain']):.2f}s, "
+              f"{side} {med(times[side]):.2f}s")
+    if args.compare_src:
+        pairs = [a / b for a, b in zip(times["archfuse"], times["before"], strict=True)]
+        print(f"ratio archfuse/before per round: median {med(pairs):.3f} (min {min(pairs):.3f}, max {max(pairs):.3f})")
+    for side in names:
+        print(f"{side} side, median seconds per phase:")
+        for key in breakdowns[side][0]:
+            print(f"  {key:76s} {med(b[key] for b in breakdowns[side]):7.3f}")
+    print(json.dumps({"mode": args.mode, "precision": args.precision, "seconds": times}))
 
 
 if __name__ == "__main__":
