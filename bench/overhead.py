@@ -169,7 +169,8 @@ def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: s
     if cls is not ClassifierModule:  # the same built objects in the variant's module
         module = cls(net=module.net, criterion=module.criterion, optimizer=module.optimizer_factory,
                      scheduler=module.scheduler_factory, recipe=module.recipe, ensemble=module.ensemble,
-                     input_shape=dm.input_shape, num_classes=dm.num_classes, seed=module.seed, config=config)
+                     input_shape=dm.input_shape, num_classes=dm.num_classes, seed=module.seed,
+                     fit_epochs=module.fit_epochs, config=config)
     module.net.load_state_dict(init_state)
     trainer = build_trainer(config, log_dir, quiet=True)
     stamps = Stamps.make()
