@@ -347,17 +347,20 @@ def main() -> None:
                      "+callbacks.bench_stamps._target_=bench.runs.Stamps"]
         if args.mode == "sweep":
             overrides = ["-m", *overrides, "seed=" + ",".join(map(str, seeds))]
-        if args.profile:
-            cmd = [sys.executable, __file__, "--profile-child", "--threads", str(args.threads), "--seeds",
-                   *map(str, seeds), "--", *overrides]
-            stamps = Path(tmp) / "stamps_profile.txt"
-            proc = subprocess.run(cmd, env={**env, STAMPS: str(stamps)}, cwd=tmp, capture_output=True, text=True)
-            print(proc.stdout[proc.stdout.find("cProfile of"):] if proc.returncode == 0 else proc.stderr[-3000:])
-            return None
         archfuse_cmd = [sys.executable, "-m", "archfuse.train", *overrides]
         envs = {"plain": env, "archfuse": env}
         if args.compare_src:  # another checkout's archfuse (its src/), with this checkout's bench/ for the stamps
             envs["before"] = {**env, "PYTHONPATH": os.pathsep.join((str(Path(args.compare_src) / "src"), str(REPO)))}
+        if args.profile:
+            cmd = [sys.executable, __file__, "--profile-child", "--threads", str(args.threads), "--seeds",
+                   *map(str, seeds), "--", *overrides]
+            for side in names[1:]:
+                stamps = Path(tmp) / f"stamps_profile_{side}.txt"
+                proc = subprocess.run(cmd, env={**envs[side], STAMPS: str(stamps)}, cwd=tmp, capture_output=True,
+                                      text=True)
+                print(f"== {side}" + (f" ({args.compare_src})" if side == "before" else ""))
+                print(proc.stdout[proc.stdout.find("cProfile of"):] if proc.returncode == 0 else proc.stderr[-3000:])
+            return None
         split = phases if args.mode == "single" else sweep_phases
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]  # each side goes first in turn
