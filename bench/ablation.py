@@ -35,7 +35,7 @@ def former(*changes: str) -> list[str]:
 # name -> (overrides, what the row shows)
 VARIANTS: dict[str, tuple[list[str], str]] = {
     "base": (FORMER, "former defaults: fp32, no augmentation, constant lr, first tied epoch, 10 epochs"),
-    "+bf16": (former("trainer.precision=auto"), "+ bf16 mixed precision"),
+    "+bf16": (former("trainer.precision=bf16-mixed"), "+ bf16 mixed precision"),
     "+ties": (former("callbacks.model_checkpoint.ties=later"), "+ ties to the later epoch"),
     "+cosine": (former("scheduler=cosine"), "+ cosine schedule"),
     "+20ep": (former("trainer.max_epochs=20"), "+ 20 epochs"),
@@ -44,8 +44,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "+smooth": (former("criterion.label_smoothing=0.1"), "+ label smoothing 0.1"),
     "+adamw": (former("optimizer._target_=torch.optim.AdamW", "optimizer.weight_decay=0.05"),
                "+ AdamW, weight decay 0.05"),
-    "defaults": ([], "current defaults: bf16, affine, cosine, later tied epoch, 20 epochs"),
-    "-bf16": (["trainer.precision=32-true"], "- bf16 (fp32)"),
+    "defaults": ([], "current defaults: fp32, affine, cosine, later tied epoch, 20 epochs"),
+    "bf16": (["trainer.precision=bf16-mixed"], "+ bf16 mixed precision (the speed option)"),
     "-ties": (["callbacks.model_checkpoint.ties=earlier"], "- ties to the later epoch"),
     "-cosine": (["scheduler=none"], "- cosine schedule"),
     "-20ep": (["trainer.max_epochs=10"], "- 20 epochs (10)"),
@@ -88,6 +88,9 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
     out = Path(args.out) / time.strftime("%Y-%m-%d_%H-%M-%S")
+    from archfuse.host import host_line
+
+    print(host_line())
     print(f"| variant | what | test/acc (mean ± std, {args.seeds} seeds) | val/acc_best | training s |")
     print("| --- | --- | --- | --- | --- |")
     for name in names:

@@ -1,7 +1,8 @@
 """What batch-level augmentation costs: the transform of one training epoch against the epoch itself.
 
-One process, seed000 on the digits' training split (batch 64, the digits config's split), under the
-precision a run picks (bf16 autocast where the CPU computes bf16 natively). Each round times, in
+One process, seed000 on the digits' training split (batch 64, the digits config's split), at one
+precision (``--precision``: 32-true, or bf16-mixed under bf16 autocast), named in the header with the
+host's CPU features. Each round times, in
 alternating order, a training epoch without augmentation, the same epoch with ``data.augment=affine``
 (and ``shift``), and the augmentation calls of an epoch alone; the medians and their ratios are printed.
 
@@ -26,7 +27,7 @@ from archfuse.build import build_datamodule  # noqa: E402
 from archfuse.config_dir import config_dir  # noqa: E402
 from archfuse.data.augment import BatchAugment  # noqa: E402
 from archfuse.models.seed000 import Seed000  # noqa: E402
-from archfuse.trainer import native_bf16  # noqa: E402
+from archfuse.host import host_line  # noqa: E402
 
 
 def digits():
@@ -60,11 +61,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dm = digits()
     x, y = dm.split_tensors("train")
-    blank, bf16 = dm._blank, native_bf16("cpu")
+    blank, bf16 = dm._blank, args.precision == "bf16-mixed"
+    print(host_line())
     kinds = {"affine": BatchAugment("affine", 0.1, 10.0, 0.1, 5.0), "shift": BatchAugment("shift", 0.1, 10.0, 0.1, 5.0)}
     torch.manual_seed(0)
     net = Seed000(1, 10, (28, 28))

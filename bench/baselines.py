@@ -51,6 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="data overrides, e.g. data=mnist data.root=DIR")
     args = parser.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
     overrides = list(args.overrides)
     is_digits = not any(o.startswith("data=") for o in overrides) or "data=digits" in overrides
     if is_digits and not any(o.startswith("data.image_size=") for o in overrides):

@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=64)
     args = parser.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

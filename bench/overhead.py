@@ -1,10 +1,17 @@
 """archfuse's training epoch against a plain PyTorch loop doing the same work.
 
 Both sides train the same Seed000 network (same initial weights) on the same in-memory tensors
-(the data module's normalised training split), batch size 128, Adam lr 1e-3, the same number of
-torch threads, in one process. They alternate (plain/archfuse, then archfuse/plain, ...) so the
-noise of a shared machine falls on both sides alike; the result is the median of the per-round
-ratios archfuse/plain.
+(the data module's normalised training split, in the data module's batch order, with its augmentation
+drawn from the same random stream), batch size 128, Adam lr 1e-3, the same number of torch threads and
+the same precision (``--precision``: 32-true, or bf16-mixed, where the plain loop's forward and loss run
+under ``torch.autocast("cpu", dtype=torch.bfloat16)`` as Lightning's do), in one process. The header
+names the host's CPU features (AMX, AVX-512, AVX2) and the precision: a ratio holds for that pair.
+
+Before any ratio, a same-work check trains one epoch on each side from the same weights: when the
+weights differ by more than the precision's tolerance, or archfuse trained in another precision, the
+script stops with an error (exit 1) and prints no ratio. The sides then alternate (plain/archfuse,
+then archfuse/plain, ...) so the noise of a shared machine falls on both alike; the result is the
+median of the per-round ratios archfuse/plain (their minimum is printed too).
 
 The archfuse side is the real thing: the config is composed by Hydra from conf/ (train.yaml with
 ``quiet=true data.batch_size=128 trainer.max_epochs=1 trainer.limit_val_batches=0``), the data
@@ -20,9 +27,11 @@ at epoch start, and before ModelCheckpoint at epoch end):
   epoch    on_train_epoch_start -> on_train_end: adds the end-of-epoch work (train/acc compute and
            logging, ModelCheckpoint writing last.ckpt, logger flush).
   fit      the whole trainer.fit call (adds Trainer set-up / tear-down per fit).
-The plain side times its epoch: permutation, index batches, forward, loss, backward, Adam step.
+The plain side times its epoch: permutation, index batches, the data module's augmentation (affine, from
+the same random stream), forward, loss, backward, Adam step.
 
-    python bench/overhead.py                        # digits (1167 training images), 5 rounds
+    python bench/overhead.py                        # digits (1167 training images), 5 rounds, 32-true
+    python bench/overhead.py --precision bf16-mixed  # both sides under bf16 autocast
     python bench/overhead.py --data random --samples 6000
     python bench/overhead.py --breakdown             # toggles: what the overhead is made of
     python bench/overhead.py --profile               # cProfile of one archfuse epoch
@@ -49,8 +58,14 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Largest |weight difference| after one epoch that still counts as the same work. In fp32 both sides run
+# the same kernels in the same order (0 here); bf16 autocast rounds the same way on both sides too, the
+# margin covers kernels that pick a different reduction order between calls.
+TOLERANCE = {"32-true": 1e-5, "bf16-mixed": 1e-3}
+
+
 # -- configuration -----------------------------------------------------------------------------
-def compose_config(threads: int, out_dir: str, extra: list[str] = ()) -> dict:
+def compose_config(threads: int, out_dir: str, extra: list[str] = (), precision: str = "32-true") -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -59,7 +74,7 @@ def compose_config(threads: int, out_dir: str, extra: list[str] = ()) -> dict:
     overrides = [
         "quiet=true", "data.batch_size=128", "trainer.max_epochs=1", "trainer.limit_val_batches=0",
         f"trainer.num_threads={threads}", f"paths.output_dir={out_dir}", f"paths.run_dir={out_dir}/run",
-        *extra,
+        f"trainer.precision={precision}", *extra,
     ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -154,7 +169,8 @@ def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: s
     if cls is not ClassifierModule:  # the same built objects in the variant's module
         module = cls(net=module.net, criterion=module.criterion, optimizer=module.optimizer_factory,
                      scheduler=module.scheduler_factory, recipe=module.recipe, ensemble=module.ensemble,
-                     input_shape=dm.input_shape, num_classes=dm.num_classes, seed=module.seed, config=config)
+                     input_shape=dm.input_shape, num_classes=dm.num_classes, seed=module.seed,
+                     fit_epochs=module.fit_epochs, config=config)
     module.net.load_state_dict(init_state)
     trainer = build_trainer(config, log_dir, quiet=True)
     stamps = Stamps.make()
@@ -169,13 +185,14 @@ def archfuse_epoch(config: dict, dm, init_state: dict, log_dir: Path, variant: s
     t1 = time.perf_counter()
     assert trainer.global_step == len(dm.train_dataloader()), "the epoch did not run all batches"
     t = stamps.t
-    return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"],
+    return {"batches": t["end"] - t["start"], "epoch": t["train_end"] - t["start"], "precision": trainer.precision,
             "to_fit_end": t["fit_end"] - t["start"], "fit": t1 - t0, "module": module,
             "cpu": t["cpu_train_end"] - t["cpu_start"]}
 
 
-def plain_epoch(dm, init_state: dict, return_net: bool = False):
+def plain_epoch(dm, init_state: dict, return_net: bool = False, precision: str = "32-true"):
     from archfuse.models.seed000 import Seed000
+    from archfuse.randomness import epoch_seed
 
     x, idx = dm._split["train"]
     y = dm._labels["train"]
@@ -186,11 +203,17 @@ def plain_epoch(dm, init_state: dict, return_net: bool = False):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
-    g = torch.Generator().manual_seed(dm.seed + 0)
+    # The data module's streams for epoch 0: the batch order, and the augmentation (conf/data: affine).
+    g = torch.Generator().manual_seed(dm.shuffle_seed + 0)
     order = idx[torch.randperm(len(idx), generator=g)]
+    stream = torch.Generator().manual_seed(epoch_seed(dm.shuffle_seed, 0, 0) + 1)
+    bf16 = precision == "bf16-mixed"
     for batch in order.split(dm.batch_size):
         xb, yb = x[batch], y[batch]
-        loss = F.cross_entropy(net(xb), yb)
+        if dm.augment.active:
+            xb = dm.augment(xb, stream, dm._blank)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # Lightning's bf16-mixed does the same
+            loss = F.cross_entropy(net(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -203,7 +226,7 @@ def setup(args, out_dir: str, extra: list[str] = ()):
     from archfuse.build import build_module
     from archfuse.validate import validate
 
-    config = compose_config(args.threads, out_dir, list(extra))
+    config = compose_config(args.threads, out_dir, list(extra), args.precision)
     if args.data == "digits":
         parts = validate(config)
         dm, module = parts.datamodule, parts.module
@@ -224,30 +247,51 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*You defined a `validation_step` but have no `val_dataloader`.*")
 
 
+def header(args) -> None:
+    from archfuse.host import host_line
+
+    print(host_line())
+    sides = "both sides" if args.plain_precision == args.precision else f"archfuse; plain loop {args.plain_precision}"
+    print(f"precision: {args.precision} on {sides}; threads={torch.get_num_threads()} torch={torch.__version__}")
+
+
+def same_work(args, config: dict, dm, init: dict, out: Path) -> None:
+    """One epoch on each side from the same weights must end at the same weights (within the precision's
+    tolerance); otherwise the sides do different work and no ratio of theirs means anything: stop."""
+    _, net = plain_epoch(dm, init, return_net=True, precision=args.plain_precision)
+    a = archfuse_epoch(config, dm, init, out)
+    if str(a["precision"]) != args.precision:
+        raise SystemExit(f"error: archfuse trained in {a['precision']}, not {args.precision}; no ratio")
+    diff = max((p - q).abs().max().item() for p, q in zip(net.parameters(), a["module"].net.parameters()))
+    tol = TOLERANCE[args.precision]
+    print(f"check: max |weight difference| after one epoch, plain vs archfuse: {diff:.2e} (tolerance {tol:.0e})")
+    if not diff <= tol:
+        raise SystemExit(f"error: the two sides did not do the same work (max |weight difference| {diff:.2e} > "
+                         f"{tol:.0e} at {args.precision}); no ratio")
+
+
 def run_ratio(args, out: Path) -> None:
     config, dm, init = setup(args, str(out))
     n = len(dm._split["train"][1])
-    print(f"data={args.data} train samples={n} batches/epoch={len(dm.train_dataloader())} batch_size=128 "
-          f"threads={torch.get_num_threads()} torch={torch.__version__}")
+    print(f"data={args.data} train samples={n} batches/epoch={len(dm.train_dataloader())} batch_size=128")
     print(f"trainer: archfuse.trainer.build_trainer(composed train.yaml, quiet=True): logger="
           f"{config['logger']['_target_'].rsplit('.', 1)[-1]} log_every_n_steps="
           f"{config['trainer']['log_every_n_steps']}, ModelCheckpoint(monitor=val/acc, save_last=True), "
           f"progress bar off, limit_val_batches=0, max_epochs=1")
+    same_work(args, config, dm, init, out / "check")
     for w in range(args.warmup):
-        _, net = plain_epoch(dm, init, return_net=True)
-        a = archfuse_epoch(config, dm, init, out / f"warmup{w}")
-        if w == 0:  # same work: after one epoch both networks hold the same weights
-            diff = max((p - q).abs().max().item() for p, q in zip(net.parameters(), a["module"].net.parameters()))
-            print(f"check: max |weight difference| after one epoch, plain vs archfuse: {diff:.2e}")
+        plain_epoch(dm, init, precision=args.plain_precision)
+        archfuse_epoch(config, dm, init, out / f"warmup{w}")
     rows = []
     for r in range(args.rounds):
         first_plain = r % 2 == 0
         if first_plain:
-            p, pc = plain_epoch(dm, init)
+            p, pc = plain_epoch(dm, init, precision=args.plain_precision)
         a = archfuse_epoch(config, dm, init, out / f"round{r}")
         if not first_plain:
-            p, pc = plain_epoch(dm, init)
+            p, pc = plain_epoch(dm, init, precision=args.plain_precision)
         a.pop("module")
+        a.pop("precision")
         rows.append((p, pc, a))
         print(f"round {r}: plain {p:.3f}s (cpu {pc:.3f}s) | archfuse epoch {a['epoch']:.3f}s (cpu {a['cpu']:.3f}s) "
               f"+last.ckpt {a['to_fit_end']:.3f}s fit {a['fit']:.3f}s | ratio wall {a['epoch'] / p:.3f} "
@@ -260,11 +304,13 @@ def run_ratio(args, out: Path) -> None:
     print(f"median last.ckpt write at train end: {med([a['to_fit_end'] - a['epoch'] for _, _, a in rows]):.3f}s; "
           f"median Trainer set-up+tear-down inside fit (fit - epoch - last.ckpt): "
           f"{med([a['fit'] - a['to_fit_end'] for _, _, a in rows]):.3f}s")
-    print(f"median ratio archfuse/plain, epoch, process CPU time: {med([a['cpu'] / c for _, c, a in rows]):.3f}")
+    cpu = [a['cpu'] / c for _, c, a in rows]
+    print(f"median ratio archfuse/plain, epoch, process CPU time: {med(cpu):.3f} (min {min(cpu):.3f})")
     for key in ("batches", "epoch", "to_fit_end", "fit"):
         rs = [a[key] / p for p, _, a in rows]
         q = statistics.quantiles(rs, n=4) if len(rs) >= 2 else [rs[0], rs[0], rs[0]]
-        print(f"median ratio archfuse/plain, {key:<10} wall time: {med(rs):.3f} (quartiles {q[0]:.3f}-{q[2]:.3f})")
+        print(f"median ratio archfuse/plain, {key:<10} wall time: {med(rs):.3f} (quartiles {q[0]:.3f}-{q[2]:.3f}, "
+              f"min {min(rs):.3f})")
 
 
 def run_breakdown(args, out: Path) -> None:
@@ -273,23 +319,24 @@ def run_breakdown(args, out: Path) -> None:
     for v in variants:
         setups[v] = setup(args, str(out / v), VARIANT_OVERRIDES.get(v, []))
     dm0 = setups[variants[0]][1]
+    same_work(args, *setups[variants[0]], out / "check")
     print(f"breakdown: data={args.data} train samples={len(dm0._split['train'][1])} "
           f"threads={torch.get_num_threads()}; each variant alternates with the plain loop")
     for v in variants:  # warm-up
         config, dm, init = setups[v]
         archfuse_epoch(config, dm, init, out / v / "warmup", variant=v)
-    plain_epoch(dm0, setups[variants[0]][2])
+    plain_epoch(dm0, setups[variants[0]][2], precision=args.plain_precision)
     ratios = {v: {"wall": [], "cpu": []} for v in variants}
     for r in range(args.rounds):
         order = variants if r % 2 == 0 else variants[::-1]
         for v in order:
             config, dm, init = setups[v]
             if r % 2 == 0:
-                p, pc = plain_epoch(dm, init)
+                p, pc = plain_epoch(dm, init, precision=args.plain_precision)
                 a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
             else:
                 a = archfuse_epoch(config, dm, init, out / v / f"round{r}", variant=v)
-                p, pc = plain_epoch(dm, init)
+                p, pc = plain_epoch(dm, init, precision=args.plain_precision)
             ratios[v]["wall"].append(a["epoch"] / p)
             ratios[v]["cpu"].append(a["cpu"] / pc)
         print(f"round {r} (cpu ratio): " + "  ".join(f"{v} {ratios[v]['cpu'][-1]:.3f}" for v in variants))
@@ -340,10 +387,11 @@ def run_accounting(args, out: Path) -> None:
     variants = args.variants.split(",") if args.variants_given else ["full"]
     setups = {v: setup(args, str(out / v), VARIANT_OVERRIDES.get(v, [])) for v in variants}
     config, dm, init = setups[variants[0]]
+    same_work(args, config, dm, init, out / "check")
     timer = ComputeTimer()
     for v in variants:
         archfuse_epoch(*setups[v][:2], setups[v][2], out / v / "warmup", variant=v)
-    plain_epoch(dm, init)
+    plain_epoch(dm, init, precision=args.plain_precision)
     rest = {v: [] for v in ["plain", *variants]}
     comp = []
     for r in range(args.rounds):
@@ -352,7 +400,7 @@ def run_accounting(args, out: Path) -> None:
         for side in sides:
             timer.total = 0.0
             if side == "plain":
-                wall = plain_epoch(dm, init)[0]
+                wall = plain_epoch(dm, init, precision=args.plain_precision)[0]
                 comp.append(timer.total)
             else:
                 c, d, i = setups[side]
@@ -417,6 +465,8 @@ def run_profile(args, out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", choices=sorted(TOLERANCE), default="32-true",
+                    help="both sides: 32-true, or bf16-mixed (the plain loop under the same bf16 autocast)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--data", choices=["digits", "random"], default="digits")
@@ -427,11 +477,15 @@ def main() -> None:
     ap.add_argument("--accounting", action="store_true",
                     help="time the shared compute on both sides; report the framework's own ms per epoch")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--plain-precision", choices=sorted(TOLERANCE), default=None,
+                    help="the plain loop's precision if not --precision's (to see the same-work check stop a run)")
     args = ap.parse_args()
+    args.plain_precision = args.plain_precision or args.precision
     args.variants_given = any(a.startswith("--variants") for a in sys.argv[1:])
     torch.set_num_threads(args.threads)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     quiet_warnings()
+    header(args)
     with tempfile.TemporaryDirectory(prefix="archfuse-overhead-") as tmp:
         out = Path(tmp)
         if args.profile:

@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=None, help="folder of the two t10k files")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
 
     from prepare_mnist import DEFAULT_SRC, prepare
 

@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--workdir", type=Path, help="keep the run here; a run already there is reused (no training)")
     args = parser.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         done = sorted((workdir / "outputs").rglob("summary.json")) if args.workdir else []

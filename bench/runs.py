@@ -3,7 +3,9 @@
 A user pays for the whole run, not just its epochs. Each side is a fresh process started by this
 script (interpreter, imports, data, training, test, everything), alternating plain/archfuse and
 archfuse/plain so the noise of a shared machine falls on both alike; the result is the median of the
-per-round ratios archfuse/plain.
+per-round ratios archfuse/plain (the minimum is printed too). Both sides train at one precision
+(``--precision``, 32-true by default: archfuse's ``trainer.precision``, the plain script's autocast)
+with the same threads; the header names the host's CPU features.
 
 - ``single``: ``archfuse-train`` (seed000 on the digits, ``--epochs`` epochs) against a script that does
   the same work in plain PyTorch: the same data module and split, the same initial weights (seeded),
@@ -13,10 +15,17 @@ per-round ratios archfuse/plain.
 
 Inside the archfuse side a callback (``+callbacks.bench_stamps._target_=bench.runs.Stamps``) stamps
 the phases, so the breakdown of what remains over the plain side is printed: start-up to fit, the
-epochs, the checkpoint writes, the test, and what follows the test (cost, TensorBoard, summary.json).
+epochs, validation, the checkpoint writes, the test, and what follows the test (cost, TensorBoard,
+summary.json); in sweep mode per job, with what lies between one job's test and the next job's fit.
+``--profile`` runs the archfuse command once under cProfile instead and prints seconds per job by
+function (Hydra's config and its save, validation, data, Trainer, evaluation loop, test, cost, files).
+``--compare-src DIR`` adds a third side to every round: the archfuse of another checkout (before a change).
 
     python bench/runs.py --mode single --rounds 5
-    python bench/runs.py --mode sweep --rounds 3
+    python bench/runs.py --mode sweep --epochs 10 --rounds 3
+    python bench/runs.py --mode sweep --epochs 10 --rounds 3 --precision bf16-mixed
+    python bench/runs.py --mode sweep --epochs 10 --profile
+    python bench/runs.py --mode sweep --epochs 10 --rounds 4 --compare-src /tmp/before   # git archive of the old code
 """
 
 import argparse
@@ -76,10 +85,10 @@ class Stamps:
 
 
 # -- the plain side: a hand-written script doing the same work ----------------------------------------
-def plain_run(model: str, seed: int, epochs: int, out: Path) -> float:
+def plain_run(model: str, seed: int, epochs: int, out: Path, precision: str) -> float:
     """The same work as archfuse-train's defaults: the digits config's split and augmentation, Adam with the
-    cosine schedule, bf16 autocast where the CPU computes it natively, the best (ties: latest) weights on
-    validation saved and tested."""
+    cosine schedule, the training forward and loss under bf16 autocast at bf16-mixed (as Lightning's), every
+    evaluation in fp32 (as archfuse's), the best (ties: latest) weights on validation saved and tested."""
     import torch
     import torch.nn.functional as F
     from omegaconf import OmegaConf
@@ -89,7 +98,6 @@ def plain_run(model: str, seed: int, epochs: int, out: Path) -> float:
     from archfuse.models.seed000 import Seed000
     from archfuse.models.seed001 import Seed001
     from archfuse.scheduler import warmup_cosine
-    from archfuse.trainer import native_bf16
 
     dm = DigitsDataModule(**{k: v for k, v in OmegaConf.load(Path(config_dir()) / "data" / "digits.yaml").items()
                              if k != "_target_"})
@@ -100,11 +108,11 @@ def plain_run(model: str, seed: int, epochs: int, out: Path) -> float:
     net = {"seed000": Seed000, "seed001": Seed001}[model](1, 10, (28, 28))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     schedule = warmup_cosine(opt, warmup_epochs=0, final_lr_ratio=0.0, fit_epochs=epochs)
-    bf16 = native_bf16("cpu")
+    bf16 = precision == "bf16-mixed"
 
     def accuracy(x, y):
         net.eval()
-        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with torch.no_grad():
             acc = sum(int((net(x[i:i + 512]).argmax(1) == y[i:i + 512]).sum()) for i in range(0, len(y), 512))
         net.train()
         return acc / len(y)
@@ -133,23 +141,36 @@ def plain_main(args) -> None:
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    print(f"plain_ready {time.time()}")  # after the imports
     for seed in args.seeds:
-        plain_run(args.model, seed, args.epochs, out)
+        plain_run(args.model, seed, args.epochs, out, args.precision)
+        print(f"plain_job {time.time()}")
 
 
 # -- driver ---------------------------------------------------------------------------------------------
 def child_env(threads: int) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+    # This checkout's archfuse (src/) and bench/ (the stamps callback), whatever the environment installed.
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": os.pathsep.join((str(REPO / "src"), str(REPO)))}
     env.pop("ARCHFUSE_BENCH_STAMPS", None)
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: str) -> float:
+def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, proc.stdout
+
+
+def plain_phases(stdout: str, start: float, end: float) -> dict[str, float]:
+    """The plain side's start-up (interpreter, imports) and its mean seconds per job."""
+    t = [(k, float(v)) for k, v in (line.split() for line in stdout.splitlines() if line.startswith("plain_"))]
+    ready = next(v for k, v in t if k == "plain_ready")
+    jobs = [v for k, v in t if k == "plain_job"]
+    return {"start-up (interpreter, imports)": ready - start,
+            "per job (data, training, validation, test)": (jobs[-1] - ready) / len(jobs),
+            "after the last job (exit)": end - jobs[-1]}
 
 
 def phases(stamp_file: Path, start: float, end: float) -> dict[str, float]:
@@ -173,58 +194,207 @@ def phases(stamp_file: Path, start: float, end: float) -> dict[str, float]:
     return out
 
 
+BETWEEN = "test end -> next fit (cost, TB, summary; next config, validate, Trainer)"
+
+
+def sweep_phases(stamp_file: Path, start: float, end: float) -> dict[str, float]:
+    """Seconds per phase of a multirun's archfuse side: start-up to the first job's fit, then per job (mean
+    over the jobs) each phase of its fit, and what lies between one job's test and the next job's fit (the
+    job's cost, TensorBoard, summary.json; the next job's Hydra config, validation, build, Trainer)."""
+    t = [(k, float(v)) for k, v in (line.split() for line in stamp_file.read_text().splitlines())]
+    starts = [i for i, (k, _) in enumerate(t) if k == "fit_start"]
+    jobs = [t[i:j] for i, j in zip(starts, [*starts[1:], len(t)], strict=True)]
+    n = len(jobs)
+    rows = dict.fromkeys(("training epochs (batches)", "validation (sanity check and every epoch)",
+                          "fit: the rest (checkpoint writes, loops, logging)", "after fit, before test (best weights)",
+                          "test", BETWEEN), 0.0)
+    test_end = 0.0
+    for j, job in enumerate(jobs):
+        get = [(k, v) for k, v in job]
+        first = lambda name: next(v for k, v in get if k == name)  # noqa: E731
+        last = lambda name: [v for k, v in get if k == name][-1]  # noqa: E731
+        pairs = list(zip(job, job[1:], strict=False))
+        epochs = sum(b - a for (ka, a), (kb, b) in pairs if ka == "epoch_start" and kb == "val_start")
+        vals = sum(b - a for (ka, a), (kb, b) in pairs if ka == "val_start" and kb == "val_end")
+        rows["training epochs (batches)"] += epochs
+        rows["validation (sanity check and every epoch)"] += vals
+        rows["fit: the rest (checkpoint writes, loops, logging)"] += last("fit_end") - job[0][1] - epochs - vals
+        rows["after fit, before test (best weights)"] += first("test_start") - last("fit_end")
+        rows["test"] += last("test_end") - first("test_start")
+        if j > 0:
+            rows[BETWEEN] += job[0][1] - test_end
+        test_end = last("test_end")
+    out = {"start-up to the first fit (interpreter, imports, compose, validate, build)": t[0][1] - start}
+    out.update({f"per job: {k}": v / max(n - 1, 1) if k == BETWEEN else v / n for k, v in rows.items()})
+    out["after the last test (cost, TensorBoard, summary.json, exit)"] = end - test_end
+    return out
+
+
+def profile_child(args) -> None:
+    """One archfuse command in this process under cProfile (the archfuse side of ``--profile``): per-job
+    inclusive seconds of the functions a job's time goes to, each divided by the number of jobs."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from archfuse import train
+
+    torch.set_num_threads(args.threads)
+    sys.argv = ["archfuse-train", *args.archfuse_args]
+    # What the first job would import, imported before the profile starts: the per-job lines are the jobs'.
+    started = time.perf_counter()
+    import archfuse.report  # noqa: F401
+    import archfuse.run.job  # noqa: F401
+    import archfuse.sweep.trial  # noqa: F401
+    import torch.utils.tensorboard  # noqa: F401
+    imports = time.perf_counter() - started
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        train.main(fast_exit=False)
+    finally:
+        prof.disable()
+    stats = pstats.Stats(prof).stats
+    jobs = len(args.seeds)
+    found: dict[str, float] = {}
+    for (file, _, func), (_, _, _, cumulative, _) in stats.items():
+        for label, (suffix, name) in PROFILED.items():
+            if func == name and file.replace(os.sep, "/").endswith(suffix):
+                found[label] = found.get(label, 0.0) + cumulative
+    print(f"cProfile of the archfuse side (the profiler inflates Python-heavy parts); {imports:.2f} s of imports "
+          f"(lightning, archfuse.run) before it started; inclusive seconds, the import line for the process, every "
+          f"other line per job ({jobs} jobs):")
+    for label in PROFILED:
+        if label in found:
+            per = found[label] if label.startswith("imports") else found[label] / jobs
+            print(f"  {per:8.3f}s  {label}")
+
+
+# Inclusive time of these functions (file suffix, function name): where a job's time goes.
+PROFILED = {
+    "imports (the process, all jobs, under the profile)": ("<frozen importlib._bootstrap>", "_find_and_load"),
+    "Hydra: the job (run_job: config, .hydra/ save, logging, the task)": ("hydra/core/utils.py", "run_job"),
+    "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py", "load_sweep_config"),
+    "Hydra: save .hydra/config.yaml, hydra.yaml, overrides.yaml (_save_config)": ("hydra/core/utils.py",
+                                                                                 "_save_config"),
+    "Hydra: logging set-up (configure_log)": ("hydra/core/utils.py", "configure_log"),
+    "archfuse job (run_job)": ("archfuse/run/job.py", "run_job"),
+    "  validate (schemas, data module, module, check_forward)": ("archfuse/validate.py", "validate"),
+    "  data set-up (load_arrays, normalise, split)": ("archfuse/data/datamodule.py", "setup"),
+    "  load the digits (load_arrays)": ("archfuse/data/digits.py", "load_arrays"),
+    "  build_trainer (Trainer, logger, callbacks)": ("archfuse/trainer.py", "build_trainer"),
+    "  Trainer.fit": ("lightning/pytorch/trainer/trainer.py", "fit"),
+    "    evaluation loop (sanity check, validation every epoch)": ("lightning/pytorch/loops/evaluation_loop.py",
+                                                                   "run"),
+    "    checkpoint writes (Trainer.save_checkpoint)": ("lightning/pytorch/trainer/trainer.py", "save_checkpoint"),
+    "    TensorBoard SummaryWriter start (logger.experiment)": ("lightning/fabric/loggers/tensorboard.py",
+                                                             "experiment"),
+    "  best weights (load_weights)": ("archfuse/run/after_fit.py", "load_weights"),
+    "  Trainer.test": ("lightning/pytorch/trainer/trainer.py", "test"),
+    "  cost (measure_cost)": ("archfuse/cost.py", "measure_cost"),
+    "    MACs (count_macs)": ("archfuse/cost.py", "count_macs"),
+    "    latency (measure_latency_ms)": ("archfuse/cost.py", "measure_latency_ms"),
+    "  confusion matrix picture (log_confusion_matrix)": ("archfuse/report.py", "log_confusion_matrix"),
+    "  HPARAMS row (log_hparams)": ("archfuse/report.py", "log_hparams"),
+    "  summary.json (write_summary)": ("archfuse/summary/record.py", "write_summary"),
+    "  printed summary (print_summary)": ("archfuse/report.py", "print_summary"),
+    "  drop last.ckpt (discard_resume_checkpoints)": ("archfuse/run/job.py", "discard_resume_checkpoints"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("single", "sweep"), default="single")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
+                        help="both sides: archfuse's trainer.precision, the plain script's autocast")
+    parser.add_argument("--compare-src", default="",
+                        help="a third side in every round: the archfuse of another checkout (its src/), e.g. the "
+                             "code before a change")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the ratio: one archfuse command under cProfile, seconds per job")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)  # the plain side's process
+    parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="seed000", help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, nargs="*", default=[42], help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("archfuse_args", nargs="*", help=argparse.SUPPRESS)  # after --, for --profile-child
     args = parser.parse_args()
     if args.plain:
         return plain_main(args)
+    if args.profile_child:
+        return profile_child(args)
+
+    from archfuse.host import host_line
 
     model, seeds = ("seed000", [42]) if args.mode == "single" else ("seed001", [1, 2, 3, 4, 5])
     env = child_env(args.threads)
-    ratios, sides, breakdowns = [], {"plain": [], "archfuse": []}, []
+    print(host_line())
+    print(f"precision: {args.precision} on both sides; {args.threads} threads; {args.mode}: {len(seeds)} job(s) of "
+          f"{model}, {args.epochs} epochs on the digits", flush=True)
+    names = ["plain", "archfuse", *(["before"] if args.compare_src else [])]
+    times = {side: [] for side in names}
+    breakdowns = {side: [] for side in names}
     with tempfile.TemporaryDirectory() as tmp:
         plain_cmd = [sys.executable, __file__, "--plain", "--model", model, "--epochs", str(args.epochs),
-                     "--threads", str(args.threads), "--out", tmp, "--seeds", *map(str, seeds)]
+                     "--threads", str(args.threads), "--precision", args.precision, "--out", tmp,
+                     "--seeds", *map(str, seeds)]
         overrides = [f"model={model}", f"trainer.max_epochs={args.epochs}", "quiet=true",
-                     f"trainer.num_threads={args.threads}", "+callbacks.bench_stamps._target_=bench.runs.Stamps"]
+                     f"trainer.precision={args.precision}", f"trainer.num_threads={args.threads}",
+                     "+callbacks.bench_stamps._target_=bench.runs.Stamps"]
         if args.mode == "sweep":
             overrides = ["-m", *overrides, "seed=" + ",".join(map(str, seeds))]
         archfuse_cmd = [sys.executable, "-m", "archfuse.train", *overrides]
+        envs = {"plain": env, "archfuse": env}
+        if args.compare_src:  # another checkout's archfuse (its src/), with this checkout's bench/ for the stamps
+            envs["before"] = {**env, "PYTHONPATH": os.pathsep.join((str(Path(args.compare_src) / "src"), str(REPO)))}
+        if args.profile:
+            cmd = [sys.executable, __file__, "--profile-child", "--threads", str(args.threads), "--seeds",
+                   *map(str, seeds), "--", *overrides]
+            for side in names[1:]:
+                stamps = Path(tmp) / f"stamps_profile_{side}.txt"
+                proc = subprocess.run(cmd, env={**envs[side], STAMPS: str(stamps)}, cwd=tmp, capture_output=True,
+                                      text=True)
+                print(f"== {side}" + (f" ({args.compare_src})" if side == "before" else ""))
+                print(proc.stdout[proc.stdout.find("cProfile of"):] if proc.returncode == 0 else proc.stderr[-3000:])
+            return None
+        split = phases if args.mode == "single" else sweep_phases
         for r in range(args.rounds):
-            stamp_file = Path(tmp) / f"stamps_{r}.txt"
-            af_env = {**env, STAMPS: str(stamp_file)}
-            order = ("plain", "archfuse") if r % 2 == 0 else ("archfuse", "plain")
-            times = {}
+            order = names[r % len(names):] + names[:r % len(names)]  # each side goes first in turn
+            if r % 2:
+                order = order[::-1]
             for side in order:
+                stamp_file = Path(tmp) / f"stamps_{side}_{r}.txt"
+                start = time.time()
                 if side == "plain":
-                    times[side] = timed(plain_cmd, env, tmp)
+                    seconds, stdout = timed(plain_cmd, envs[side], tmp)
+                    breakdowns[side].append(plain_phases(stdout, start, time.time()))
                 else:
-                    start = time.time()
-                    times[side] = timed(archfuse_cmd, af_env, tmp)
-                    if args.mode == "single":
-                        breakdowns.append(phases(stamp_file, start, time.time()))
-            ratio = times["archfuse"] / times["plain"]
-            ratios.append(ratio)
-            for side in sides:
-                sides[side].append(times[side])
-            print(f"round {r}: plain {times['plain']:.2f}s archfuse {times['archfuse']:.2f}s ratio {ratio:.3f} "
-                  f"({order[0]} first)", flush=True)
-    print(f"\n{args.mode}: median ratio archfuse/plain, whole command wall time: {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); plain {statistics.median(sides['plain']):.2f}s, "
-          f"archfuse {statistics.median(sides['archfuse']):.2f}s")
-    if breakdowns:
-        print("archfuse side, median seconds per phase:")
-        for key in breakdowns[0]:
-            print(f"  {key:60s} {statistics.median(b[key] for b in breakdowns):7.3f}")
-    print(json.dumps({"mode": args.mode, "ratios": ratios, "plain_s": sides["plain"], "archfuse_s": sides["archfuse"]}))
+                    seconds, _ = timed(archfuse_cmd, {**envs[side], STAMPS: str(stamp_file)}, tmp)
+                    breakdowns[side].append(split(stamp_file, start, time.time()))
+                times[side].append(seconds)
+            line = "  ".join(f"{side} {times[side][-1]:.2f}s" for side in names)
+            ratios = "  ".join(f"{side}/plain {times[side][-1] / times['plain'][-1]:.3f}" for side in names[1:])
+            print(f"round {r}: {line} | {ratios} ({' -> '.join(order)})", flush=True)
+    med = statistics.median
+    print()
+    for side in names[1:]:
+        ratios = [a / b for a, b in zip(times[side], times["plain"], strict=True)]
+        label = "archfuse" if side == "archfuse" else f"archfuse at {args.compare_src}"
+        print(f"{args.mode} at {args.precision}: ratio {label}/plain, whole command wall time: median "
+              f"{med(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); plain {med(times['plain']):.2f}s, "
+              f"{side} {med(times[side]):.2f}s")
+    if args.compare_src:
+        pairs = [a / b for a, b in zip(times["archfuse"], times["before"], strict=True)]
+        print(f"ratio archfuse/before per round: median {med(pairs):.3f} (min {min(pairs):.3f}, max {max(pairs):.3f})")
+    for side in names:
+        print(f"{side} side, median seconds per phase:")
+        for key in breakdowns[side][0]:
+            print(f"  {key:76s} {med(b[key] for b in breakdowns[side]):7.3f}")
+    print(json.dumps({"mode": args.mode, "precision": args.precision, "seconds": times}))
 
 
 if __name__ == "__main__":

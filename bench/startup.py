@@ -263,6 +263,9 @@ def main() -> None:
     ap.add_argument("--variant", nargs="*", default=[],
                     help="extra overrides for a second run timed alternately, e.g. trainer.num_sanity_val_steps=0")
     args = ap.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
     with tempfile.TemporaryDirectory(prefix="archfuse-startup-") as tmp:
         time_help()  # warm the file-system cache
         if args.repeats > 0:

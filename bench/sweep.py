@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/archfuse_bench_sweep"))
     parser.add_argument("--extra", nargs="*", default=[], help="more archfuse-train overrides")
     args = parser.parse_args()
+    from archfuse.host import host_line
+
+    print(host_line(), flush=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     pruners = args.pruners.split(",")
     rows = [run_sweep(args.work, pruner, seed, args) for seed in seeds for pruner in pruners]

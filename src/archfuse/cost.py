@@ -28,23 +28,41 @@ def count_macs(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     return counter.get_total_flops() // 2
 
 
+MIN_TIMED = 3  # timed passes a latency has even when its time budget runs out
+
+
 def measure_latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch_size: int, repeats: int,
-                       warmup: int) -> float:
-    """Median wall time of one CPU forward pass of ``batch_size`` samples, in milliseconds."""
+                       warmup: int, max_seconds: float | None = None) -> float:
+    """Median wall time of one CPU forward pass of ``batch_size`` samples, in milliseconds: ``warmup``
+    untimed passes, then ``repeats`` timed ones. With ``max_seconds`` the measurement ends once it has
+    taken that long (warm-up included) and has at least MIN_TIMED timed passes (fewer when ``repeats``
+    asks fewer): on a fast host nothing changes, on a slow or busy one a short run does not spend more
+    time measuring its cost than that."""
     x = torch.randn(batch_size, *input_shape)
-    times = []
+    times: list[float] = []
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     with torch.inference_mode():
-        for i in range(warmup + repeats):
+        done_warming = warmup
+        i = 0
+        while len(times) < repeats:
             start = time.perf_counter()
             net(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
+            end = time.perf_counter()
+            if i >= done_warming:
+                times.append((end - start) * 1000.0)
+            i += 1
+            if deadline is not None and end > deadline:
+                if i < done_warming:
+                    done_warming = i  # the warm-up is cut short: timing starts now
+                elif len(times) >= min(MIN_TIMED, repeats):
+                    break
     return statistics.median(times)
 
 
 def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int, repeats: int,
-                 warmup: int) -> dict[str, float]:
-    """Parameters, MACs and bytes, and the median CPU latency; the network is left where and as it was."""
+                 warmup: int, max_seconds: float | None = None) -> dict[str, float]:
+    """Parameters, MACs and bytes, and the median CPU latency (measure_latency_ms); the network is left
+    where and as it was."""
     was_training = net.training
     device = next(iter(net.parameters()), torch.empty(0)).device
     net = net.eval().cpu()
@@ -53,7 +71,7 @@ def measure_cost(net: nn.Module, input_shape: tuple[int, ...], batch_size: int, 
             "params": count_params(net),
             "macs": count_macs(net, input_shape),
             "size_bytes": size_bytes(net),
-            "latency_ms": measure_latency_ms(net, input_shape, batch_size, repeats, warmup),
+            "latency_ms": measure_latency_ms(net, input_shape, batch_size, repeats, warmup, max_seconds),
             "latency_batch_size": batch_size,
         }
     finally:

@@ -9,7 +9,7 @@ from lightning.pytorch import Trainer
 
 from archfuse.build import Parts, build_run
 from archfuse.checkpoint import RECORD_KEY, read_checkpoint
-from archfuse.checks import check_count, check_positive
+from archfuse.checks import check_count, check_number, check_positive
 from archfuse.errors import ConfigError
 from archfuse.instantiate import locate
 from archfuse.models import DATA_SHAPE_ARGS
@@ -20,7 +20,7 @@ from archfuse.options import check_options
 from archfuse.trainer import build_trainer, lightning_silenced
 
 # The run's own nodes: their keys, each a non-negative integer (the values live in conf/train.yaml).
-RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup")}
+RUN_NODES = {"cv": ("folds",), "cost": ("batch_size", "repeats", "warmup", "max_seconds")}
 ARCHFUSE_TRAINER_KEYS = ("num_threads",)
 
 
@@ -44,7 +44,8 @@ def check_keys(config: dict[str, Any]) -> None:
         for key, value in (config.get(node) or {}).items():
             if key not in keys:
                 raise ConfigError(f"{node}.{key}", f"unknown key; {node} accepts: {', '.join(keys)}")
-            check_count(f"{node}.{key}", value, 0)
+            if (node, key) != ("cost", "max_seconds"):  # seconds: checked below
+                check_count(f"{node}.{key}", value, 0)
     check_positive("seeds", config.get("seeds", 1))
     if config.get("seeds", 1) > 1 and config.get("ckpt_path"):
         raise ConfigError("seeds", "repeats over seeds start from scratch; a fixed ckpt_path cannot be combined "
@@ -56,6 +57,8 @@ def check_keys(config: dict[str, Any]) -> None:
         raise ConfigError("ckpt_path", "resuming is not supported together with cv.folds; resume a single run")
     for name in ("batch_size", "repeats"):
         check_positive(f"cost.{name}", (config.get("cost") or {}).get(name, 1))
+    check_number("cost.max_seconds", (config.get("cost") or {}).get("max_seconds"), 0.0, low_open=True,
+                 what="a number of seconds > 0, or null", none_ok=True)
     check_objective(config)
     check_monitors(config)
 

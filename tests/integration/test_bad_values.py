@@ -84,6 +84,7 @@ CASES: list[tuple[list[str], str, str]] = [
     (["seeds=0"], "seeds: must be a positive integer, got 0", ""),
     (["seed=abc"], "seed: must be an integer >= 0, got 'abc'", ""),
     (["cost.batch_size=0"], "cost.batch_size: must be a positive integer, got 0", ""),
+    (["cost.max_seconds=-1"], "cost.max_seconds: must be a number of seconds > 0, or null, got -1", ""),
     # objective, ckpt_path
     (["objective=test/acc"], "objective: test/acc is measured on the test split", ""),
     (["objective_direction=sideways"], "objective_direction: must be max or min", ""),

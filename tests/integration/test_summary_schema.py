@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from archfuse.host import cpu_features
 from archfuse.summary import VERSION, read_summary, schema
 from archfuse.sweep_dir import top_checkpoints
 from conftest import FAST, run_cli, run_dirs
@@ -56,6 +57,7 @@ def test_summary_validates_against_the_schema(runs, kind):
     jsonschema.Draft202012Validator(schema()).validate(summary)
     assert list(summary)[0] == "version" and summary["version"] == VERSION and summary["status"] == "ok"
     assert set(summary) == EVERY_RUN | KINDS[kind]
+    assert summary["training"]["cpu_features"] == list(cpu_features())  # beside the precision it trained in
 
 
 def test_repeats_and_plug_ins_fill_the_sections_the_schema_describes(runs):

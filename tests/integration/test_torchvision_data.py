@@ -135,6 +135,24 @@ def test_one_missing_file_is_named(tmp_path):
         data_module("mnist", root=str(tmp_path)).check_available()
 
 
+def test_the_same_files_are_read_once_and_a_rewritten_file_again(tmp_path):
+    import os
+
+    arrays = write_mnist_like(tmp_path, "MNIST", n_train=50, n_test=10)
+    first = data_module("mnist", root=str(tmp_path), val_fraction=0.2)
+    first.setup()
+    second = data_module("mnist", root=str(tmp_path), val_fraction=0.2, batch_size=8)
+    second.setup()
+    assert second._split["test"][0] is first._split["test"][0]  # the jobs of a multirun share one load
+    arrays["test_x"][0] = 255 - arrays["test_x"][0]
+    images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    write_idx(images, 2051, arrays["test_x"])
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))
+    third = data_module("mnist", root=str(tmp_path), val_fraction=0.2)
+    assert_round_trip(third, arrays)
+    assert not torch.equal(third._split["test"][0], first._split["test"][0])
+
+
 # -- CIFAR-10 ---------------------------------------------------------------------------------
 
 def test_cifar_with_checksums_refuses_unofficial_files(tmp_path):

@@ -55,6 +55,13 @@ def test_experiments_set_their_models(tmp_path):
     assert cfg.model._target_.endswith("Seed001") and cfg.data._target_.endswith("MNISTDataModule")
 
 
+def test_every_recorded_experiment_pins_its_precision(tmp_path):
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
+    assert len(names) >= 10
+    for name in names:  # not auto, whose choice depends on the host's CPU
+        assert compose_train([f"experiment={name}"], tmp_path).trainer.precision == "32-true", name
+
+
 def test_ddp_cpu_trainer_is_two_gloo_processes(tmp_path):
     cfg = compose_train(["trainer=ddp_cpu"], tmp_path)
     assert (cfg.trainer.devices, cfg.trainer.strategy, cfg.trainer.accelerator, cfg.trainer.num_threads) == (

@@ -99,6 +99,26 @@ def test_loaders_yield_whole_batches_in_split_order(dm):
     assert sum(len(y) for _, y in train) == 1167
 
 
+def test_a_process_loads_the_same_data_once_and_other_data_anew(monkeypatch):
+    """The jobs of a multirun read and normalise the same files once; a job on other data loads its own."""
+    import archfuse.data.datamodule as datamodule_module
+    import archfuse.data.digits as digits_module
+
+    calls = []
+    real = digits_module.load_digits
+    monkeypatch.setattr(digits_module, "load_digits", lambda: calls.append(1) or real())
+    monkeypatch.setattr(datamodule_module, "_LOADED", {})
+    first = digits(seed=3)
+    second = digits(seed=3, batch_size=32, augment="none")  # loaders and augmentation are not the arrays
+    assert len(calls) == 1 and second._split["test"][0] is first._split["test"][0]
+    assert torch.equal(second._split["val"][1], first._split["val"][1])
+    other = digits(seed=4)  # another test split: loaded again
+    assert len(calls) == 2 and not torch.equal(other._split["test"][0], first._split["test"][0])
+    again = digits(seed=3)  # one entry is kept: the earlier data is loaded anew, with the same result
+    assert len(calls) == 3 and torch.equal(again._split["test"][0], first._split["test"][0])
+    assert torch.equal(again._blank, first._blank)
+
+
 # -- train_subset -----------------------------------------------------------------------------
 
 def test_train_subset_takes_exactly_n_training_images(dm):

@@ -73,7 +73,7 @@ def test_a_cycle_is_found():
 LAYERS = (
     ("ground", {"errors", "files", "checks", "randomness", "cost", "config_dir", "process", "options", "instantiate",
                 "context", "evaluation", "checkpoint", "tb_hparams", "ranks", "resolvers", "objective", "report",
-                "summary", "sweep_dir"}),
+                "summary", "sweep_dir", "host"}),
     ("models and data", {"models", "data"}),
     ("plug-ins", {"recipes", "ensembles"}),
     ("runners", {"module", "build", "trainer", "ddp", "callbacks", "scheduler", "validate", "run", "sweep",

@@ -75,8 +75,10 @@ def test_auto_precision_is_bf16_where_the_cpu_computes_it_natively():
     assert resolve_precision("32-true", "cpu") == "32-true" and resolve_precision("16-mixed", "cpu") == "16-mixed"
 
 
-def test_the_trainer_gets_the_resolved_precision(tmp_path):
+def test_the_default_precision_is_fp32_on_every_host_and_auto_is_resolved(tmp_path):
     config = OmegaConf.to_container(compose_train(["trainer.accelerator=cpu"], tmp_path), resolve=True)
-    assert config["trainer"]["precision"] == "auto"
-    trainer = build_trainer(config, tmp_path / "run", quiet=True)
+    assert config["trainer"]["precision"] == "32-true"
+    assert build_trainer(config, tmp_path / "run", quiet=True).precision == "32-true"
+    config["trainer"]["precision"] = "auto"
+    trainer = build_trainer(config, tmp_path / "run_auto", quiet=True)
     assert trainer.precision == resolve_precision("auto", "cpu")

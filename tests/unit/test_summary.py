@@ -9,9 +9,10 @@ import jsonschema
 import pytest
 
 from archfuse.errors import ConfigError
+from archfuse.host import cpu_features
 from archfuse.summary import (FAMILIES, HPARAMS_COLUMNS, METRICS, REPEATED, SECTIONS, SELECTABLE, VERSION, fit_sections,
                               metric_value, pruned_summary, read_summary, reported_metrics, run_summary, schema,
-                              schema_text, std_dev, write_summary)
+                              schema_text, std_dev, training_record, write_summary)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,6 +80,22 @@ def test_fit_sections_keep_summary_order_and_the_checkpoints_even_when_none():
     sections = fit_sections(metrics={"val/acc_best": 0.5}, training={}, recipe=[], checkpoint=None,
                             best_checkpoint=None, confusion_matrix=[[1]])
     assert list(sections) == ["metrics", "training", "recipe", "checkpoint", "best_checkpoint", "confusion_matrix"]
+
+
+def test_the_training_record_names_the_cpu_features_beside_the_precision():
+    record = training_record("bf16-mixed", 3, 12.345, fits=2)
+    assert record == {"precision": "bf16-mixed", "cpu_features": list(cpu_features()), "epochs": 3, "seconds": 12.35,
+                      "fits": 2}
+    assert list(record)[:2] == ["precision", "cpu_features"]
+    sections = fit_sections(metrics={}, training=record, recipe=[], checkpoint=None, best_checkpoint=None)
+    summary = run_summary({}, {}, {**sections, "cost": {"params": 1, "macs": 1, "size_bytes": 4, "latency_ms": 0.1,
+                                                        "latency_batch_size": 1}},
+                          {"names": [], "directions": [], "values": []})
+    validator().validate(summary)
+    older = {**summary, "training": {k: v for k, v in record.items() if k != "cpu_features"}}
+    validator().validate(older)  # written before the features were recorded: still this layout
+    errors = [e.message for e in validator().iter_errors({**summary, "training": {**record, "cpu_features": "AMX"}})]
+    assert errors == ["'AMX' is not of type 'array'"]
 
 
 def test_read_summary_names_the_file_when_it_is_missing_or_damaged(tmp_path):

@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
 
 from archfuse.callbacks import ResumeCheckpoint
-from archfuse.cost import measure_cost
+from archfuse.cost import measure_cost, measure_latency_ms
 from archfuse.models.build import build_model
 from archfuse.trainer import build_trainer, quiet_lightning
 from archfuse.validate import validate
@@ -78,6 +78,27 @@ def test_cost_counts_params_macs_and_uses_the_latency_batch_size():
     assert cost["macs"] == 64 * 16 + 16 * 10
     assert cost["size_bytes"] == 4 * cost["params"] and cost["latency_batch_size"] == 4
     assert net.training  # measuring leaves the network as it found it
+
+
+def test_latency_stops_at_its_time_budget_with_three_timed_passes(monkeypatch):
+    import archfuse.cost as cost_module
+
+    clock = iter(range(0, 10_000, 10))  # every reading 10 s later than the one before
+    monkeypatch.setattr(cost_module.time, "perf_counter", lambda: float(next(clock)))
+    calls = []
+
+    def net(x):
+        calls.append(len(x))
+
+    # budget 5 s: the first warm-up pass overruns it, the rest of the warm-up is skipped, 3 passes are timed
+    assert measure_latency_ms(net, (1, 8, 8), batch_size=2, repeats=30, warmup=5, max_seconds=5) == 10_000.0
+    assert calls == [2] * 4
+    calls.clear()
+    assert measure_latency_ms(net, (1, 8, 8), batch_size=2, repeats=2, warmup=1, max_seconds=1) == 10_000.0
+    assert len(calls) == 3  # fewer than 3 asked: all of them
+    calls.clear()
+    measure_latency_ms(net, (1, 8, 8), batch_size=2, repeats=6, warmup=2, max_seconds=None)
+    assert len(calls) == 8  # no budget: warm-up and every repeat
 
 
 def test_convnet_head_width_zero_leaves_out_the_hidden_layer():

@@ -28,6 +28,7 @@ CASES = [
     (["cv.folds=3", "ckpt_path=/x.ckpt"], "ckpt_path: resuming is not supported together with cv.folds"),
     (["trainer.max_epochs=0"], "trainer.max_epochs: must be a positive integer"),
     (["cost.repeats=0"], "cost.repeats: must be a positive integer"),
+    (["cost.max_seconds=0"], "cost.max_seconds: must be a number of seconds > 0, or null, got 0"),
     (["data.image_size=8", "model=seed001"], "model: seed001 needs inputs of at least 16x16"),
     (["+model.nonsense=1"], "model.nonsense: unknown key; model accepts: no options (Seed000 has none to set)"),
     (["+cv.foo=1"], "cv.foo: unknown key; cv accepts: folds"),

@@ -22,6 +22,12 @@ def check_share(key: str, value: float) -> None:
     check_number(key, value, 0.0, 1.0, low_open=True, high_open=True, what="between 0 and 1 (exclusive)")
 
 
+# The last data set a process loaded, with its normaliser, keyed by what it was loaded from (``arrays_key``): the
+# jobs of a multirun or a sweep read and normalise the same files once. One entry, so memory holds no more
+# than the running job's own tensors (which are these) between jobs. The tensors are never written to.
+_LOADED: dict[tuple, tuple["Arrays", Normaliser]] = {}
+
+
 @dataclass
 class Arrays:
     """Images of shape (N, C, H, W) with integer labels: uint8 (0..255) where the images are bytes,
@@ -77,6 +83,11 @@ class TensorDataModule(LightningDataModule):
     def load_arrays(self) -> Arrays:
         raise NotImplementedError
 
+    def arrays_key(self) -> tuple | None:
+        """What ``load_arrays`` returns depends on, as a hashable tuple, so a process loads it once;
+        None (the default): it is loaded at every set-up."""
+        return None
+
     def pool_val_fraction(self) -> float:
         """The share of the training pool held out for validation."""
         return self.val_fraction
@@ -93,10 +104,8 @@ class TensorDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._split is not None:
             return
-        arrays = self.load_arrays()
+        arrays, self.normaliser = self._loaded_arrays()
         x_pool, x_test = arrays.x_pool, arrays.x_test
-        # Normalise with the statistics of the training pool, per channel (batch by batch).
-        self.normaliser: Normaliser = pool_normaliser(x_pool)
         self._blank = self.normaliser.blank  # a blank (zero) pixel after normalisation
         self._pool = (x_pool, arrays.y_pool)
         train_idx, val_idx = self._train_val_indices(arrays.y_pool)
@@ -114,6 +123,20 @@ class TensorDataModule(LightningDataModule):
             "test": (x_test, torch.arange(len(arrays.y_test))),
         }
         self._labels = {"train": arrays.y_pool, "val": arrays.y_pool, "test": arrays.y_test}
+
+    def _loaded_arrays(self) -> tuple[Arrays, Normaliser]:
+        """The arrays as stored and their normaliser (the statistics of the training pool, per channel,
+        applied batch by batch); from the process's last load when it was of the same data."""
+        key = self.arrays_key()
+        key = None if key is None else (type(self), *key)
+        if key is not None and key in _LOADED:
+            return _LOADED[key]
+        arrays = self.load_arrays()
+        loaded = (arrays, pool_normaliser(arrays.x_pool))
+        if key is not None:
+            _LOADED.clear()
+            _LOADED[key] = loaded
+        return loaded
 
     def _train_val_indices(self, y: Tensor) -> tuple[Tensor, Tensor]:
         idx = torch.arange(len(y))

@@ -43,6 +43,9 @@ class DigitsDataModule(TensorDataModule):
                                       random_state=self.seed, stratify=y.numpy())
         return Arrays(x[pool], y[pool], x[test], y[test])
 
+    def arrays_key(self) -> tuple:
+        return (self.test_fraction, self.seed, self.input_size)
+
     def pool_val_fraction(self) -> float:
         # val_fraction is a share of the whole set; the pool is what the test split leaves.
         return self.val_fraction / (1.0 - self.test_fraction)

@@ -44,6 +44,13 @@ class TorchvisionDataModule(TensorDataModule):
     def _read(self, train: bool):
         return self.dataset_cls(self.root, train=train, download=False)
 
+    def arrays_key(self) -> tuple | None:
+        """The files' paths, sizes and modification times: a file replaced between jobs is read again."""
+        files = self.expected_files()
+        if not all(p.is_file() for p in files):
+            return None
+        return tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
     def load_arrays(self) -> Arrays:
         self.check_available()
         train, test = self._read(True), self._read(False)
@@ -105,6 +112,10 @@ class CIFAR10DataModule(TorchvisionDataModule):
         folder = Path(self.root) / self.dataset_cls.base_folder
         names = [name for name, _ in self.dataset_cls.train_list + self.dataset_cls.test_list]
         return [folder / name for name in names + [self.dataset_cls.meta["filename"]]]
+
+    def arrays_key(self) -> tuple | None:
+        key = super().arrays_key()
+        return None if key is None else (*key, self.verify_checksums)
 
     def _read(self, train: bool):
         cls = self.dataset_cls if self.verify_checksums else _CIFAR10Unverified

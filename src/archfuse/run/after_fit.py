@@ -30,7 +30,7 @@ def measure(module: Any, datamodule: Any, config: dict[str, Any]) -> dict[str, f
     """Accuracy on val and test and the cost of ``module.net`` as it is now: a step's before or after."""
     val, test = split_metrics(module.net, datamodule, "val"), split_metrics(module.net, datamodule, "test")
     c = config["cost"]
-    cost = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+    cost = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"], c["max_seconds"])
     return {"val/acc": val["acc"], "val/loss": val["loss"], "test/acc": test["acc"], **cost}
 
 

@@ -79,7 +79,8 @@ def fit_and_test(config: dict[str, Any], parts: Parts, log_dir: Path, choices: d
     cost = matrix = None
     if trainer.is_global_zero:
         c = config["cost"]
-        cost = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"])
+        cost = measure_cost(module.net, module.input_shape, c["batch_size"], c["repeats"], c["warmup"],
+                        c["max_seconds"])
         matrix = module.confusion_matrix.tolist()
         if trainer.logger is not None:
             step = trainer.global_step

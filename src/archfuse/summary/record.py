@@ -8,6 +8,7 @@ from typing import Any
 
 from archfuse.errors import ConfigError
 from archfuse.files import write_json_atomic
+from archfuse.host import cpu_features
 from archfuse.summary.sections import SECTIONS, VERSION
 
 FILE = "summary.json"
@@ -28,8 +29,10 @@ def versions() -> dict[str, str]:
 
 
 def training_record(precision: str, epochs: int, seconds: float, fits: int | None = None) -> dict[str, Any]:
-    """How the run trained; ``fits`` over seeds or folds (``seconds`` then counts them all)."""
-    out = {"precision": precision, "epochs": epochs, "seconds": round(seconds, 2)}
+    """How the run trained; ``fits`` over seeds or folds (``seconds`` then counts them all). The CPU's
+    features stand beside the precision: what ``precision: auto`` chose, and how fast, depends on them."""
+    out = {"precision": precision, "cpu_features": list(cpu_features()), "epochs": epochs,
+           "seconds": round(seconds, 2)}
     return out if fits is None else {**out, "fits": fits}
 
 

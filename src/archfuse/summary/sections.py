@@ -116,6 +116,10 @@ SECTIONS: dict[str, dict[str, Any]] = {
                         if m.repeated}, "epoch": _integer("a pruned run: the epoch it stopped at")}),
     "training": _object("how the run trained", {
         "precision": _string("the Trainer's precision (32-true, bf16-mixed, ...)"),
+        "cpu_features": _array("the host CPU's instruction-set features among AMX-BF16, AMX-INT8, AVX512-BF16, "
+                               "AVX512-VNNI, AVX-512, AVX-VNNI, AVX2 (strongest first; empty: none of them): "
+                               "whether bf16 and int8 are native there. Absent in summaries written before it "
+                               "was recorded", _string()),
         "epochs": _integer("epochs trained (of one fit)"),
         "seconds": _number("wall time of the training, all fits together"),
         "fits": _integer("over seeds or folds: how many fits")}, required=("precision", "epochs", "seconds")),
