@@ -147,7 +147,25 @@ def test_the_table_covers_every_group():
     assert len(CASES) >= 40 and len({case_id(c) for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def group_of(case: tuple[list[str], str, str]) -> str:
+    """The config group a case is about (data, recipe, hydra, ...); archfuse-eval's cases are one group."""
+    _, message, entry = case
+    return "eval" if entry else message.split(":")[0].split(".")[0]
+
+
+def with_marks(cases: list[tuple[list[str], str, str]]) -> list:
+    """The first case of each group runs in the default suite, the others with the slow tests (CI runs
+    both): each case is a process of its own, about 4 s on 2 cores."""
+    seen: set[str] = set()
+    params = []
+    for case in cases:
+        first = group_of(case) not in seen
+        seen.add(group_of(case))
+        params.append(pytest.param(case, id=case_id(case), marks=() if first else pytest.mark.slow))
+    return params
+
+
+@pytest.mark.parametrize("case", with_marks(CASES))
 def test_bad_value_is_one_clear_line(case, outcomes):
     args, message, entry = case
     cwd, future = outcomes[case_id(case)]
