@@ -293,7 +293,8 @@ def profile_child(args) -> None:
 PROFILED = {
     "imports (the process, all jobs, under the profile)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "Hydra: the job (run_job: config, .hydra/ save, logging, the task)": ("hydra/core/utils.py", "run_job"),
-    "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py", "load_sweep_config"),
+    "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py",
+                                                            "load_sweep_config"),
     "Hydra: save .hydra/config.yaml, hydra.yaml, overrides.yaml (_save_config)": ("hydra/core/utils.py",
                                                                                  "_save_config"),
     "Hydra: logging set-up (configure_log)": ("hydra/core/utils.py", "configure_log"),
