@@ -141,6 +141,10 @@ def plain_main(args) -> None:
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    import archfuse.data.digits  # noqa: F401  (what plain_run imports: lightning.pytorch through the data module)
+    import archfuse.models.seed001  # noqa: F401
+    import archfuse.scheduler  # noqa: F401
+
     print(f"plain_ready {time.time()}")  # after the imports
     for seed in args.seeds:
         plain_run(args.model, seed, args.epochs, out, args.precision)
@@ -168,9 +172,26 @@ def plain_phases(stdout: str, start: float, end: float) -> dict[str, float]:
     t = [(k, float(v)) for k, v in (line.split() for line in stdout.splitlines() if line.startswith("plain_"))]
     ready = next(v for k, v in t if k == "plain_ready")
     jobs = [v for k, v in t if k == "plain_job"]
-    return {"start-up (interpreter, imports)": ready - start,
+    return {"start-up (interpreter, imports: torch, lightning through the data module)": ready - start,
             "per job (data, training, validation, test)": (jobs[-1] - ready) / len(jobs),
             "after the last job (exit)": end - jobs[-1]}
+
+
+def fit_parts(t: list[tuple[str, float]]) -> tuple[float, float, float]:
+    """Seconds of training batches, of validation loops and of checkpoint writes in stamps ``t``. Lightning
+    validates inside the training epoch (epoch_start -> val_start is the training part), and ModelCheckpoint
+    saves in on_validation_end before the stamps callback's: val_start -> the first checkpoint stamp is the
+    validation loop, the checkpoint stamp -> val_end the writes (best.ckpt, last.ckpt)."""
+    epochs = vals = writes = 0.0
+    for i, (name, at) in enumerate(t):
+        if name == "epoch_start":
+            epochs += next(v for k, v in t[i + 1:] if k in ("val_start", "train_epoch_end")) - at
+        elif name == "val_start":
+            end = next(v for k, v in t[i + 1:] if k == "val_end")
+            saved = next((v for k, v in t[i + 1:] if k in ("checkpoint", "val_end")), end)
+            vals += saved - at
+            writes += end - saved
+    return epochs, vals, writes
 
 
 def phases(stamp_file: Path, start: float, end: float) -> dict[str, float]:
@@ -180,13 +201,11 @@ def phases(stamp_file: Path, start: float, end: float) -> dict[str, float]:
     first = lambda n: next(v for k, v in t if k == n)  # noqa: E731
     last = lambda n: [v for k, v in t if k == n][-1]  # noqa: E731
     out = {"start-up to fit (interpreter, imports, compose, validate, build)": first("fit_start") - start}
-    # Lightning validates inside the training epoch: epoch_start -> val_start is the training part.
-    pairs = list(zip(t, t[1:], strict=False))
-    epochs = sum(b - a for (ka, a), (kb, b) in pairs if ka == "epoch_start" and kb == "val_start")
-    vals = sum(b - a for (ka, a), (kb, b) in pairs if ka == "val_start" and kb == "val_end")
+    epochs, vals, writes = fit_parts(t)
     out["training epochs (batches)"] = epochs
-    out["validation"] = vals
-    out["fit: the rest (checkpoint writes, loops, logging)"] = last("fit_end") - first("fit_start") - epochs - vals
+    out["validation (sanity check and every epoch)"] = vals
+    out["checkpoint writes (best.ckpt, last.ckpt)"] = writes
+    out["fit: the rest (loops, logging)"] = last("fit_end") - first("fit_start") - epochs - vals - writes
     out["after fit, before test (after-fit steps, best weights)"] = first("test_start") - last("fit_end")
     out["test"] = last("test_end") - first("test_start")
     out["after test (cost, TensorBoard, summary.json, exit)"] = end - last("test_end")
@@ -206,19 +225,18 @@ def sweep_phases(stamp_file: Path, start: float, end: float) -> dict[str, float]
     jobs = [t[i:j] for i, j in zip(starts, [*starts[1:], len(t)], strict=True)]
     n = len(jobs)
     rows = dict.fromkeys(("training epochs (batches)", "validation (sanity check and every epoch)",
-                          "fit: the rest (checkpoint writes, loops, logging)", "after fit, before test (best weights)",
-                          "test", BETWEEN), 0.0)
+                          "checkpoint writes (best.ckpt, last.ckpt)", "fit: the rest (loops, logging)",
+                          "after fit, before test (best weights)", "test", BETWEEN), 0.0)
     test_end = 0.0
     for j, job in enumerate(jobs):
         get = [(k, v) for k, v in job]
         first = lambda name: next(v for k, v in get if k == name)  # noqa: E731
         last = lambda name: [v for k, v in get if k == name][-1]  # noqa: E731
-        pairs = list(zip(job, job[1:], strict=False))
-        epochs = sum(b - a for (ka, a), (kb, b) in pairs if ka == "epoch_start" and kb == "val_start")
-        vals = sum(b - a for (ka, a), (kb, b) in pairs if ka == "val_start" and kb == "val_end")
+        epochs, vals, writes = fit_parts(job)
         rows["training epochs (batches)"] += epochs
         rows["validation (sanity check and every epoch)"] += vals
-        rows["fit: the rest (checkpoint writes, loops, logging)"] += last("fit_end") - job[0][1] - epochs - vals
+        rows["checkpoint writes (best.ckpt, last.ckpt)"] += writes
+        rows["fit: the rest (loops, logging)"] += last("fit_end") - job[0][1] - epochs - vals - writes
         rows["after fit, before test (best weights)"] += first("test_start") - last("fit_end")
         rows["test"] += last("test_end") - first("test_start")
         if j > 0:
@@ -275,7 +293,8 @@ def profile_child(args) -> None:
 PROFILED = {
     "imports (the process, all jobs, under the profile)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "Hydra: the job (run_job: config, .hydra/ save, logging, the task)": ("hydra/core/utils.py", "run_job"),
-    "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py", "load_sweep_config"),
+    "Hydra: compose the job's config (load_sweep_config)": ("hydra/_internal/config_loader_impl.py",
+                                                            "load_sweep_config"),
     "Hydra: save .hydra/config.yaml, hydra.yaml, overrides.yaml (_save_config)": ("hydra/core/utils.py",
                                                                                  "_save_config"),
     "Hydra: logging set-up (configure_log)": ("hydra/core/utils.py", "configure_log"),

@@ -50,7 +50,10 @@ class ClassifierModule(LightningModule):
         self.data_spec: dict[str, Any] | None = None
         self._lr_override: float | None = None  # a recipe's fine-tune may train at another learning rate
         acc = lambda: MulticlassAccuracy(num_classes=num_classes, average="micro")  # noqa: E731
-        self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
+        self.val_acc, self.test_acc = acc(), acc()
+        # Counted at every training step from the network's own logits and the batch's labels (which the loss
+        # has used already, so no argument checks), logged once per epoch: per step it is all overhead.
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
@@ -84,12 +87,18 @@ class ClassifierModule(LightningModule):
         y = batch[1]
         base, logits = self.ensemble.training_loss(self.net, batch, self.criterion)
         loss, terms = self.recipe.total_loss(base, logits, batch, self.net)
-        self.train_acc(logits, y)
+        self.train_acc.update(logits.detach(), y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         for name, term in terms.items():
             self.log(f"train/loss_{name}", term, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # The epoch's training accuracy (summed over the ranks by compute); Lightning runs this hook before the
+        # monitoring callbacks' (checkpoint, early stopping), so they see it as they saw the per-step log.
+        if self.train_acc.update_called:
+            self.log("train/acc", self.train_acc.compute())
+        self.train_acc.reset()
 
     # -- validation and test: metric states are summed over ranks, then computed ---------------
     def _evaluate(self, batch: tuple[Tensor, ...], loss_metric: MeanMetric, acc_metric) -> tuple[Tensor, Tensor]:
