@@ -12,6 +12,7 @@ folder runs are written to must be one that can be created or written in."""
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,13 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str,
             return _unwritable(config, output_key) if output_key else None
     finally:
         GlobalHydra.instance().clear()
+
+
+def refuse_bad_command_line(prog: str, config_dir: str, config_name: str) -> None:
+    """What archfuse-eval, -export and -predict do first: ``KEY=~/PATH`` expanded in sys.argv, then, where
+    the command line cannot compose, one line naming the key and exit code 2."""
+    sys.argv[1:] = expand_home(sys.argv[1:])
+    bad = check_command_line(sys.argv[1:], config_dir, config_name)
+    if bad:
+        print(f"{prog}: error: {bad}", file=sys.stderr)
+        sys.exit(2)

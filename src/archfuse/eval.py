@@ -6,7 +6,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.command_line import check_command_line, expand_home
+from archfuse.command_line import refuse_bad_command_line
 from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 from archfuse.process import exit_now, importable_cwd
@@ -46,11 +46,7 @@ def _eval(cfg: DictConfig) -> float:
 
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
-    sys.argv[1:] = expand_home(sys.argv[1:])
-    bad = check_command_line(sys.argv[1:], config_dir(), "eval")
-    if bad:
-        print(f"archfuse-eval: error: {bad}", file=sys.stderr)
-        sys.exit(2)
+    refuse_bad_command_line("archfuse-eval", config_dir(), "eval")
     _eval()
     if fast_exit:
         exit_now(0)

@@ -7,7 +7,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.command_line import check_command_line
+from archfuse.command_line import refuse_bad_command_line
 from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 from archfuse.process import exit_now, importable_cwd
@@ -48,10 +48,7 @@ def _export(cfg: DictConfig) -> None:
 
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
-    bad = check_command_line(sys.argv[1:], config_dir(), "export")
-    if bad:
-        print(f"archfuse-export: error: {bad}", file=sys.stderr)
-        sys.exit(2)
+    refuse_bad_command_line("archfuse-export", config_dir(), "export")
     _export()
     if fast_exit:
         exit_now(0)

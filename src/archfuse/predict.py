@@ -6,7 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from archfuse.command_line import check_command_line
+from archfuse.command_line import refuse_bad_command_line
 from archfuse.config_dir import config_dir
 from archfuse.errors import ConfigError
 from archfuse.process import exit_now, importable_cwd
@@ -41,10 +41,7 @@ def _predict(cfg: DictConfig) -> None:
 
 def main(fast_exit: bool = True) -> None:
     importable_cwd()
-    bad = check_command_line(sys.argv[1:], config_dir(), "predict")
-    if bad:
-        print(f"archfuse-predict: error: {bad}", file=sys.stderr)
-        sys.exit(2)
+    refuse_bad_command_line("archfuse-predict", config_dir(), "predict")
     _predict()
     if fast_exit:
         exit_now(0)

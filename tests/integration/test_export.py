@@ -184,3 +184,14 @@ def test_missing_onnx_packages_are_named(workdir, plain):
     assert proc.stderr.strip() == ("archfuse-export: error: format: format=onnx needs onnx, onnxscript, onnxruntime, "
                                    "not installed here; install them with: pip install 'archfuse[export]' (or pip "
                                    "install onnx onnxscript onnxruntime)")
+
+
+@pytest.mark.parametrize("entry, args", [("archfuse.export", ["format=pt2"]), ("archfuse.predict", ["input=."])])
+def test_a_path_from_the_home_directory_is_expanded(workdir, entry, args):
+    """``ckpt=~/...`` as users type it (the shell leaves a ~ after = alone) reaches the command expanded."""
+    import os
+
+    proc = run_cli(workdir, "ckpt=~/no_such_folder/best.ckpt", *args, entry=entry, check=False)
+    home = os.path.expanduser("~")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ckpt: {home}/no_such_folder/best.ckpt does not exist" in proc.stderr
